@@ -11,9 +11,7 @@ __all__ = ["INSTALL_HINTS", "require"]
 
 # What to run when a module is missing. The benchmark packages pin old stacks and go in with --no-deps.
 INSTALL_HINTS: dict[str, str] = {
-    "safety_gymnasium": (
-        'pip install "shieldgym[safety-gymnasium]" && pip install --no-deps safety-gymnasium==1.0.0'
-    ),
+    "safety_gymnasium": ('pip install "shieldgym[safety-gymnasium]" && pip install --no-deps safety-gymnasium==1.0.0'),
     "bullet_safety_gym": 'pip install "shieldgym[bullet]" && pip install --no-deps bullet-safety-gym==1.4.0',
     "pybullet": 'pip install "shieldgym[pybullet]"',
     "pybullet_data": 'pip install "shieldgym[pybullet]"',

@@ -104,7 +104,9 @@ def conservative_td_loss(
         penalty = torch.zeros((), dtype=q_data.dtype, device=q_data.device)
     else:
         if q_sampled.dim() != 3 or q_sampled.shape[:2] != q_data.shape:
-            raise ValueError(f"q_sampled must be (E, B, N) matching q_data {tuple(q_data.shape)}, got {tuple(q_sampled.shape)}.")
+            raise ValueError(
+                f"q_sampled must be (E, B, N) matching q_data {tuple(q_data.shape)}, got {tuple(q_sampled.shape)}."
+            )
         sign = -1.0 if upper_bound else 1.0
         logits = sign * q_sampled / temperature
         if log_density is not None:

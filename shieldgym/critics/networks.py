@@ -8,6 +8,7 @@ compute-bound.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -72,7 +73,7 @@ class EnsembleMLP(nn.Module):
         self.in_dim, self.n_members, self.out_dim = in_dim, n_members, out_dim
         sizes = [in_dim, *net_arch]
         layers: list[nn.Module] = []
-        for a, b in zip(sizes[:-1], sizes[1:]):
+        for a, b in itertools.pairwise(sizes):
             layers += [EnsembleLinear(n_members, a, b), activation()]
         layers.append(EnsembleLinear(n_members, sizes[-1], out_dim))
         self.net = nn.Sequential(*layers)
@@ -82,7 +83,8 @@ class EnsembleMLP(nn.Module):
             # (B, in) -> (E, B, in): a broadcast view, no copy.
             x = x.unsqueeze(0).expand(self.n_members, -1, -1)
         if x.dim() != 3 or x.shape[0] != self.n_members or x.shape[-1] != self.in_dim:
-            raise ValueError(f"EnsembleMLP expects (B, {self.in_dim}) or ({self.n_members}, B, {self.in_dim}), got {tuple(x.shape)}.")
+            want = f"(B, {self.in_dim}) or ({self.n_members}, B, {self.in_dim})"
+            raise ValueError(f"EnsembleMLP expects {want}, got {tuple(x.shape)}.")
         return self.net(x)
 
 

@@ -30,4 +30,14 @@ def register_builtin_suites() -> None:
 
 register_builtin_suites()
 
-__all__ = ["EnvInfo", "Suite", "list_envs", "make", "make_vec", "register_builtin_suites", "register_suite", "suite_of", "suites"]
+__all__ = [
+    "EnvInfo",
+    "Suite",
+    "list_envs",
+    "make",
+    "make_vec",
+    "register_builtin_suites",
+    "register_suite",
+    "suite_of",
+    "suites",
+]

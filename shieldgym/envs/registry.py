@@ -20,7 +20,18 @@ import gymnasium as gym
 from shieldgym._optional import INSTALL_HINTS
 from shieldgym.errors import UnknownEnvError
 
-__all__ = ["NAMESPACE", "EnvInfo", "Suite", "get_suite", "list_envs", "make", "make_vec", "register_suite", "suite_of", "suites"]
+__all__ = [
+    "NAMESPACE",
+    "EnvInfo",
+    "Suite",
+    "get_suite",
+    "list_envs",
+    "make",
+    "make_vec",
+    "register_suite",
+    "suite_of",
+    "suites",
+]
 
 NAMESPACE = "shieldgym"
 
