@@ -13,10 +13,17 @@ _LAZY: dict[str, str] = {
     "CostWrapper": "shieldgym.wrappers.cost",
     "CostEpisodeStatistics": "shieldgym.wrappers.cost",
     "CostBudget": "shieldgym.wrappers.cost",
+    "VectorCostEpisodeStatistics": "shieldgym.wrappers.vector_cost",
+    "VectorCostBudget": "shieldgym.wrappers.vector_cost",
+    "CostMonitor": "shieldgym.wrappers.sb3_cost",
+    "CostLoggerCallback": "shieldgym.wrappers.sb3_cost",
     "ShieldWrapper": "shieldgym.wrappers.shield",
     "VectorShieldWrapper": "shieldgym.wrappers.vector_shield",
     "VecShieldWrapper": "shieldgym.wrappers.vector_shield",
+    "ShieldReplayBuffer": "shieldgym.wrappers.shield_sb3",
+    "ShieldDictReplayBuffer": "shieldgym.wrappers.shield_sb3",
     "VLPMObservation": "shieldgym.wrappers.vlpm",
+    "VectorVLPMObservation": "shieldgym.wrappers.vlpm",
 }
 
 __all__ = sorted(_LAZY)
