@@ -37,6 +37,8 @@ def validate_cost(value: Any, name: str = COST_KEY) -> float:
     >>> validate_cost(np.float32(0.5), "contact")
     0.5
     """
+    if isinstance(value, float) and 0.0 <= value < math.inf:  # fast path (NaN fails the comparison)
+        return float(value)
     arr = np.asarray(value)
     if arr.size != 1 or arr.dtype.kind not in "biuf":
         raise CostSignalError(f"Cost {name!r} must be a real scalar, got {value!r} (shape {arr.shape}, dtype {arr.dtype}).")

@@ -103,8 +103,9 @@ def register_suite(suite: Suite) -> None:
             gym.register(id=gym_id, entry_point=_gym_entry_point, kwargs={"env_id": env_id}, disable_env_checker=True)
 
 
-def _gym_entry_point(env_id: str, **kwargs: Any) -> gym.Env:
-    # gym.make("shieldgym/<id>") lands here; render_mode arrives as a kwarg.
+def _gym_entry_point(**kwargs: Any) -> gym.Env:
+    # gym.make("shieldgym/<id>") lands here with env_id (from the registration) and render_mode.
+    env_id = kwargs.pop("env_id")
     return make(env_id, **kwargs)
 
 
