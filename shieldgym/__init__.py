@@ -38,13 +38,14 @@ _LAZY: dict[str, str] = {
 
 __all__ = ["__version__", *sorted(_LAZY)]
 
+# Register every suite's ids with Gymnasium ("shieldgym/<id>"). Cheap: static id lists, no simulator import.
+importlib.import_module("shieldgym.envs")
+
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'shieldgym' has no attribute {name!r}")
-    if module.startswith("shieldgym.envs"):
-        importlib.import_module("shieldgym.envs")  # registers the built-in suites
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

@@ -275,18 +275,20 @@ def default_cost_terms(env: MetaWorldTask, *, max_speed: float = DEFAULT_MAX_SPE
         workspace: ``(low, high)`` box (m); default: the task's hand bounds grown by :data:`WORKSPACE_MARGIN`.
     """
     from shieldgym.costs.contact import ContactCost
+    from shieldgym.costs.sim import sim_of
     from shieldgym.costs.velocity import EndEffectorSpeedCost
     from shieldgym.costs.workspace import WorkspaceCost
 
+    sim = sim_of(env)  # one simulator lookup shared by the three terms
     if workspace is None:
         low, high = env.hand_bounds
         low, high = low - WORKSPACE_MARGIN, high + WORKSPACE_MARGIN
     else:
         low, high = workspace
     return [
-        ContactCost("contact", bodies=ARM_LINKS, others=None, exclude=ROBOT_BODIES),
-        WorkspaceCost("workspace", point="hand", low=low, high=high),
-        EndEffectorSpeedCost("ee_speed", point="hand", max_speed=max_speed),
+        ContactCost("contact", bodies=ARM_LINKS, others=None, exclude=ROBOT_BODIES, sim=sim),
+        WorkspaceCost("workspace", point="hand", low=low, high=high, sim=sim),
+        EndEffectorSpeedCost("ee_speed", point="hand", max_speed=max_speed, sim=sim),
     ]
 
 

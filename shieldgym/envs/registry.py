@@ -49,6 +49,8 @@ class Suite:
         description: one line for ``shieldgym envs``.
         install: the command that installs the suite (defaults to the hint of its first module).
         max_episode_steps: default time limit per id (``None``: the factory handles it).
+        nondeterministic: the simulator does not reproduce a trajectory exactly from a seed (set in the
+            Gymnasium spec, so ``check_env`` skips its determinism check).
     """
 
     name: str
@@ -58,6 +60,7 @@ class Suite:
     description: str = ""
     install: str = ""
     max_episode_steps: dict[str, int] | None = None
+    nondeterministic: bool = False
 
     @property
     def installed(self) -> bool:
@@ -100,7 +103,13 @@ def register_suite(suite: Suite) -> None:
         _ID_TO_SUITE[env_id] = suite.name
         gym_id = f"{NAMESPACE}/{env_id}"
         if gym_id not in gym.registry:
-            gym.register(id=gym_id, entry_point=_gym_entry_point, kwargs={"env_id": env_id}, disable_env_checker=True)
+            gym.register(
+                id=gym_id,
+                entry_point=_gym_entry_point,
+                kwargs={"env_id": env_id},
+                disable_env_checker=True,
+                nondeterministic=suite.nondeterministic,
+            )
 
 
 def _gym_entry_point(**kwargs: Any) -> gym.Env:
