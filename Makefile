@@ -28,7 +28,7 @@ run: install
 	$(VENV)/bin/shieldgym benchmark --out benchmarks/results/main
 
 test: install
-	$(PY) -m pytest -q
+	SHIELDGYM_STRICT=1 $(PY) -m pytest -q
 
 lint: install
 	$(VENV)/bin/ruff check shieldgym tests benchmarks examples

@@ -57,9 +57,10 @@ class ContactCost(SimCostTerm):
 
     def _resolve(self, sim: SimInterface) -> None:
         self._query = sim.contact_query(self.bodies, self.others, self.max_distance, self.exclude)
+        self._count = self._query.count
 
     def _value(self) -> float:
-        n = self._query.count()  # type: ignore[union-attr]
+        n = self._count()
         if self._indicator:
             return 1.0 if n > 0 else 0.0
         return float(n)

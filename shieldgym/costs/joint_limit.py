@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -77,14 +78,25 @@ class JointLimitCost(SimCostTerm):
         self._lower, self._upper = lower[keep], upper[keep]
         self._low_gap = np.empty(len(self._keep))
         self._high_gap = np.empty(len(self._keep))
+        # (index in the joint set, lower, upper) of each limited joint, as Python scalars for the scalar hot path.
+        self._limits = list(zip(self._keep.tolist(), self._lower.tolist(), self._upper.tolist()))
+        self._values = js.position_values
 
     def _value(self) -> float:
-        q = self._set.positions()[self._keep]  # type: ignore[union-attr]
-        np.subtract(q, self._lower, out=self._low_gap)
-        np.subtract(self._upper, q, out=self._high_gap)
-        gap = np.minimum(self._low_gap, self._high_gap, out=self._low_gap)  # distance to the nearest limit
-        if self.mode == "magnitude":
+        if self.mode == "magnitude":  # NumPy: its summation order is the documented result
+            q = self._set.positions()[self._keep]  # type: ignore[union-attr]
+            np.subtract(q, self._lower, out=self._low_gap)
+            np.subtract(self._upper, q, out=self._high_gap)
+            gap = np.minimum(self._low_gap, self._high_gap, out=self._low_gap)  # distance to the nearest limit
             np.subtract(self.margin, gap, out=gap)
             return float(np.maximum(gap, 0.0, out=gap).sum())
-        inside = int(np.count_nonzero(gap < self.margin))
-        return float(inside) if self.mode == "count" else float(inside > 0)
+        # min(low, high) < margin, with NumPy's NaN semantics (a NaN gap is never inside the band).
+        q, margin, count = self._values(), self.margin, self.mode == "count"
+        inside = 0
+        for k, lo, hi in self._limits:
+            low, high = q[k] - lo, hi - q[k]
+            if (low < margin or high < margin) and not (math.isnan(low) or math.isnan(high)):
+                if not count:
+                    return 1.0
+                inside += 1
+        return float(inside)

@@ -4,8 +4,9 @@ Cost terms (:mod:`~shieldgym.costs.contact`, :mod:`~shieldgym.costs.joint_limit`
 :mod:`~shieldgym.costs.velocity`, :mod:`~shieldgym.costs.workspace`, :mod:`~shieldgym.costs.torque`)
 are written once against :class:`SimInterface`. At ``bind`` time a term resolves its names to
 small reader objects (:class:`ContactQuery`, :class:`JointSet`, :class:`PointReader`) whose methods
-are the per-step hot path: ids are resolved once, and reads use vectorised NumPy over the
-simulator's own arrays.
+are the per-step hot path: ids, lookup tables and NumPy views of the simulator's arrays are made
+once, and the few numbers a term needs per step come back as Python floats (``position_xyz``,
+``velocity_xyz``, ``position_values``, ``torque_values``), cheaper than NumPy on 3- to 7-element arrays.
 
 Names:
 
@@ -32,6 +33,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from shieldgym.costs.base import CostTerm, StepContext
 
@@ -108,9 +110,21 @@ class JointSet(ABC):
     def torques(self) -> np.ndarray:
         """Current actuator torques/forces applied at the joints, shape ``(n,)`` (a reused buffer)."""
 
+    def position_values(self) -> list[float]:
+        """Current joint positions as Python floats (cheaper than :meth:`positions` for scalar maths)."""
+        return self.positions().tolist()  # type: ignore[no-any-return]
+
+    def torque_values(self) -> list[float]:
+        """Current actuator torques/forces as Python floats."""
+        return self.torques().tolist()  # type: ignore[no-any-return]
+
 
 class PointReader(ABC):
-    """Reads the world position (m) and linear velocity (m/s) of one body, link or site."""
+    """Reads the world position (m) and linear velocity (m/s) of one body, link or site.
+
+    :meth:`position_xyz` and :meth:`velocity_xyz` return three Python floats: cost terms use them on the
+    per-step hot path, where scalar maths on floats is several times cheaper than NumPy on 3-element arrays.
+    """
 
     name: str
 
@@ -121,6 +135,14 @@ class PointReader(ABC):
     @abstractmethod
     def velocity(self) -> np.ndarray:
         """World linear velocity, shape ``(3,)``."""
+
+    def position_xyz(self) -> Sequence[float]:
+        """World position as three Python floats ``(x, y, z)`` (m)."""
+        return self.position().tolist()  # type: ignore[no-any-return]
+
+    def velocity_xyz(self) -> Sequence[float]:
+        """World linear velocity as three Python floats ``(vx, vy, vz)`` (m/s)."""
+        return self.velocity().tolist()  # type: ignore[no-any-return]
 
 
 class SimInterface(ABC):
@@ -173,26 +195,66 @@ class SimInterface(ABC):
 # --------------------------------------------------------------------------------------------- MuJoCo
 
 
+def _view(array: np.ndarray, index: int | slice) -> np.ndarray:
+    """``array[index]`` checked to be a view of ``array`` (MuJoCo's arrays live in buffers fixed for mjData's lifetime)."""
+    row = array[index]
+    if not np.shares_memory(row, array):
+        raise RuntimeError("Expected the MuJoCo bindings to return views of mjData's arrays, got a copy.")
+    return row
+
+
 class _MujocoContacts(ContactQuery):
-    """Counts contacts whose geom pair is in a precomputed symmetric ``(ngeom, ngeom)`` lookup table."""
+    """Counts contacts whose geom pair is in a precomputed symmetric ``(ngeom, ngeom)`` lookup table.
+
+    MuJoCo keeps the contact array at the start of mjData's arena (``mj_clearEfc`` sets ``d->contact =
+    d->arena`` before every collision pass, and the arena is allocated once with mjData), so the geom ids and
+    distances of every contact are read through two strided NumPy views made once, at the first contact,
+    instead of through ``data.contact`` (three binding calls and new arrays per step). Up to
+    :attr:`loop_max` contacts are filtered with a Python loop over the table (the common case: a few
+    contacts); more with one vectorised fancy index.
+    """
+
+    #: Largest contact count filtered with the Python loop; above it the vectorised pass is cheaper.
+    loop_max = 16
 
     def __init__(self, data: Any, mask_a: np.ndarray, mask_b: np.ndarray, max_distance: float) -> None:
         self._data = data
-        # pair[i, j]: geom i in one group and geom j in the other (either order); one fancy index per step.
+        # pair[i, j]: geom i in one group and geom j in the other (either order).
         self._pair = np.outer(mask_a, mask_b)
         self._pair |= self._pair.T
+        self._rows: list[list[bool]] = self._pair.tolist()  # the same table as nested lists: cheap scalar lookups
         self._max_distance = float(max_distance)
+        self._geom: np.ndarray | None = None  # (max contacts, 2) view of contact.geom, made at the first contact
+        self._dist: np.ndarray | None = None  # (max contacts,) view of contact.dist
+
+    def _make_views(self) -> np.ndarray:
+        contact = self._data.contact
+        dist, geom = contact.dist, contact.geom  # views of the first ncon contacts
+        stride = dist.strides[0]  # sizeof(mjContact)
+        if geom.strides[0] != stride or stride < dist.itemsize:
+            raise RuntimeError(f"Unexpected layout of mjData.contact: strides {dist.strides} and {geom.strides}.")
+        n_max = int(self._data.narena) // stride  # the arena bounds how many contacts can exist
+        self._dist = as_strided(dist, shape=(n_max,), strides=(stride,), writeable=False)
+        self._geom = as_strided(geom, shape=(n_max, 2), strides=(stride, geom.strides[1]), writeable=False)
+        return self._geom
 
     def count(self) -> int:
-        if self._data.ncon == 0:
+        n = self._data.ncon
+        if n == 0:
             return 0
-        contact = self._data.contact
-        geom = contact.geom  # (ncon, 2) geom ids of each contact
-        hit = self._pair[geom[:, 0], geom[:, 1]]
-        if not hit.any():
-            return 0
-        hit &= contact.dist <= self._max_distance
-        return int(np.count_nonzero(hit))
+        geom = self._geom if self._geom is not None else self._make_views()
+        dist, limit = self._dist, self._max_distance
+        if n > self.loop_max:
+            hit = self._pair[geom[:n, 0], geom[:n, 1]]
+            if not hit.any():
+                return 0
+            hit &= dist[:n] <= limit  # type: ignore[index]
+            return int(np.count_nonzero(hit))
+        rows, total = self._rows, 0
+        for i, (g1, g2) in enumerate(geom[:n].tolist()):
+            if rows[g1][g2] and dist[i] <= limit:  # type: ignore[index]
+                total += 1
+        return total
 
 
 class _MujocoJoints(JointSet):
@@ -221,36 +283,60 @@ class _MujocoJoints(JointSet):
                 self.torque_limit[k] = float(np.max(np.abs(model.actuator_forcerange[a])))
             elif model.actuator_ctrllimited[a] and model.actuator_gaintype[a] == mujoco.mjtGain.mjGAIN_FIXED:
                 self.torque_limit[k] = float(np.max(np.abs(model.actuator_ctrlrange[a]))) * gear
+        self._qpos = _view(data.qpos, slice(None))  # views of mjData's buffers, fixed for its lifetime
+        self._qfrc = _view(data.qfrc_actuator, slice(None))
         self._q = np.empty(len(ids))
         self._tau = np.empty(len(ids))
 
     def positions(self) -> np.ndarray:
-        return np.take(self._data.qpos, self._qadr, out=self._q)
+        return np.take(self._qpos, self._qadr, out=self._q)
 
     def torques(self) -> np.ndarray:
-        return np.take(self._data.qfrc_actuator, self._dadr, out=self._tau)
+        return np.take(self._qfrc, self._dadr, out=self._tau)
+
+    def position_values(self) -> list[float]:
+        return np.take(self._qpos, self._qadr, out=self._q).tolist()  # type: ignore[no-any-return]
+
+    def torque_values(self) -> list[float]:
+        return np.take(self._qfrc, self._dadr, out=self._tau).tolist()  # type: ignore[no-any-return]
 
 
 class _MujocoPoint(PointReader):
-    def __init__(self, model: Any, data: Any, name: str, objtype: Any, obj_id: int) -> None:
-        import mujoco
+    """Position and velocity of a body or site, read through views of mjData's arrays made once.
 
+    The velocity is ``mj_objectVelocity(..., flg_local=0)``'s linear part, with the same arithmetic in Python
+    floats: ``v = cvel_lin - (p - subtree_com[root]) x cvel_ang`` with ``p`` the site position or the body's
+    centre of mass (``xipos``), and zero for a body welded to the world or a mocap body. The position is the
+    site position or the body frame's origin (``xpos``).
+    """
+
+    def __init__(self, model: Any, data: Any, name: str, is_site: bool, obj_id: int) -> None:
         self.name = name
-        self._model = model
-        self._data = data
-        self._objtype = objtype
-        self._id = obj_id
-        self._is_site = objtype == mujoco.mjtObj.mjOBJ_SITE
-        self._vel6 = np.zeros(6)
-        self._object_velocity = mujoco.mj_objectVelocity
+        self._data = data  # keeps mjData (owner of the views below) alive
+        body = int(model.site_bodyid[obj_id]) if is_site else obj_id
+        self._pos = _view(data.site_xpos if is_site else data.xpos, obj_id)
+        self._vel_pos = _view(data.site_xpos if is_site else data.xipos, obj_id)  # where the velocity is taken
+        self._cvel = _view(data.cvel, body)  # [angular(3), linear(3)] at the subtree centre of mass
+        self._com = _view(data.subtree_com, int(model.body_rootid[body]))
+        self._static = int(model.body_dofnum[model.body_weldid[body]]) == 0
 
     def position(self) -> np.ndarray:
-        return self._data.site_xpos[self._id] if self._is_site else self._data.xpos[self._id]
+        return self._pos  # a live view: copy it to keep it
 
     def velocity(self) -> np.ndarray:
-        # [angular(3), linear(3)] in the world frame (flg_local=0).
-        self._object_velocity(self._model, self._data, self._objtype, self._id, self._vel6, 0)
-        return self._vel6[3:]
+        return np.array(self.velocity_xyz())
+
+    def position_xyz(self) -> Sequence[float]:
+        return self._pos.tolist()  # type: ignore[no-any-return]
+
+    def velocity_xyz(self) -> Sequence[float]:
+        if self._static:
+            return (0.0, 0.0, 0.0)
+        wx, wy, wz, vx, vy, vz = self._cvel.tolist()
+        px, py, pz = self._vel_pos.tolist()
+        cx, cy, cz = self._com.tolist()
+        dx, dy, dz = px - cx, py - cy, pz - cz
+        return (vx - (dy * wz - dz * wy), vy - (dz * wx - dx * wz), vz - (dx * wy - dy * wx))
 
 
 class MujocoSim(SimInterface):
@@ -316,12 +402,10 @@ class MujocoSim(SimInterface):
         return _MujocoJoints(self.model, self.data, [self._joint_ids[n] for n in chosen], chosen)
 
     def point(self, name: str) -> PointReader:
-        import mujoco
-
         if name in self._sites:
-            return _MujocoPoint(self.model, self.data, name, mujoco.mjtObj.mjOBJ_SITE, self._sites.index(name))
+            return _MujocoPoint(self.model, self.data, name, True, self._sites.index(name))
         if name in self._bodies:
-            return _MujocoPoint(self.model, self.data, name, mujoco.mjtObj.mjOBJ_BODY, self._bodies.index(name))
+            return _MujocoPoint(self.model, self.data, name, False, self._bodies.index(name))
         raise ValueError(f"Unknown point {name!r}: not a site or body. Valid sites: {self._sites}; bodies: {self._bodies}.")
 
 
@@ -384,17 +468,30 @@ class _BulletJoints(JointSet):
         self._q = np.empty(len(refs))
         self._tau = np.empty(len(refs))
 
-    def _read(self, field: int, out: np.ndarray) -> np.ndarray:
-        for body, idx, slots in self._by_body:
-            states = self._get_states(body, idx, physicsClientId=self._client)
-            out[slots] = [s[field] for s in states]
-        return out
+    def _values(self, field: int) -> list[float]:
+        """``field`` of every joint's state (0: position, 3: applied motor torque), one call per body."""
+        get, client = self._get_states, self._client
+        if len(self._by_body) == 1:
+            body, idx, _ = self._by_body[0]
+            return [s[field] for s in get(body, idx, physicsClientId=client)]
+        values: list[float] = []
+        for body, idx, _ in self._by_body:
+            values.extend([s[field] for s in get(body, idx, physicsClientId=client)])
+        return values
 
     def positions(self) -> np.ndarray:
-        return self._read(0, self._q)
+        self._q[:] = self._values(0)
+        return self._q
 
     def torques(self) -> np.ndarray:
-        return self._read(3, self._tau)
+        self._tau[:] = self._values(3)
+        return self._tau
+
+    def position_values(self) -> list[float]:
+        return self._values(0)
+
+    def torque_values(self) -> list[float]:
+        return self._values(3)
 
 
 class _BulletPoint(PointReader):
@@ -404,18 +501,27 @@ class _BulletPoint(PointReader):
         self._client = client
         self._body = body
         self._link = link
+        self._base_pose = p.getBasePositionAndOrientation
+        self._base_velocity = p.getBaseVelocity
+        self._link_state = p.getLinkState
 
     def position(self) -> np.ndarray:
-        if self._link < 0:
-            return np.asarray(self._p.getBasePositionAndOrientation(self._body, physicsClientId=self._client)[0])
-        state = self._p.getLinkState(self._body, self._link, physicsClientId=self._client)
-        return np.asarray(state[4])  # world position of the link frame
+        return np.asarray(self.position_xyz())
 
     def velocity(self) -> np.ndarray:
+        return np.asarray(self.velocity_xyz())
+
+    def position_xyz(self) -> Sequence[float]:
         if self._link < 0:
-            return np.asarray(self._p.getBaseVelocity(self._body, physicsClientId=self._client)[0])
-        state = self._p.getLinkState(self._body, self._link, computeLinkVelocity=1, physicsClientId=self._client)
-        return np.asarray(state[6])  # world linear velocity of the link's centre of mass
+            return self._base_pose(self._body, physicsClientId=self._client)[0]  # type: ignore[no-any-return]
+        return self._link_state(self._body, self._link, physicsClientId=self._client)[4]  # type: ignore[no-any-return]
+
+    def velocity_xyz(self) -> Sequence[float]:
+        if self._link < 0:
+            return self._base_velocity(self._body, physicsClientId=self._client)[0]  # type: ignore[no-any-return]
+        # world linear velocity of the link's centre of mass
+        state = self._link_state(self._body, self._link, computeLinkVelocity=1, physicsClientId=self._client)
+        return state[6]  # type: ignore[no-any-return]
 
 
 class PyBulletSim(SimInterface):

@@ -49,14 +49,17 @@ class EndEffectorSpeedCost(SimCostTerm):
 
     def _resolve(self, sim: SimInterface) -> None:
         self._reader = sim.point(self.point)
+        self._velocity = self._reader.velocity_xyz
+        self._indicator = self.mode == "indicator"
 
     def speed(self) -> float:
         """The current speed of the point (m/s)."""
-        v = self._reader.velocity()  # type: ignore[union-attr]
-        return math.hypot(v[0], v[1], v[2])
+        vx, vy, vz = self._velocity()
+        return math.hypot(vx, vy, vz)
 
     def _value(self) -> float:
-        excess = self.speed() - self.max_speed
+        vx, vy, vz = self._velocity()
+        excess = math.hypot(vx, vy, vz) - self.max_speed
         if excess <= 0.0:
             return 0.0
-        return 1.0 if self.mode == "indicator" else excess
+        return 1.0 if self._indicator else excess

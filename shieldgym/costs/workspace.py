@@ -56,15 +56,19 @@ class WorkspaceCost(SimCostTerm):
 
     def _resolve(self, sim: SimInterface) -> None:
         self._reader = sim.point(self.point)
+        self._position = self._reader.position_xyz
+        self._box = (*self.low.tolist(), *self.high.tolist())  # Python floats for the scalar hot path
+        self._indicator = self.mode == "indicator"
 
     def _value(self) -> float:
-        p = self._reader.position()  # type: ignore[union-attr]
+        x, y, z = self._position()
+        lx, ly, lz, hx, hy, hz = self._box
+        if not (x < lx or x > hx or y < ly or y > hy or z < lz or z > hz):
+            return 0.0  # inside (a NaN coordinate compares false everywhere and counts as inside)
         sq = 0.0
-        for k in range(3):  # three scalars: cheaper than array temporaries
-            x = float(p[k])
-            lo, hi = self.low[k], self.high[k]
-            e = lo - x if x < lo else (x - hi if x > hi else 0.0)
+        for v, lo, hi in ((x, lx, hx), (y, ly, hy), (z, lz, hz)):
+            e = lo - v if v < lo else (v - hi if v > hi else 0.0)
             sq += e * e
         if sq == 0.0:
             return 0.0
-        return 1.0 if self.mode == "indicator" else math.sqrt(sq)
+        return 1.0 if self._indicator else math.sqrt(sq)
