@@ -110,6 +110,17 @@ def test_contact_with_table_counts_penetrating_contacts(env):
     assert info["costs"]["box"] == pytest.approx(0.08)  # arm origin at z=0.02, box starts at z=0.1
 
 
+def test_vectorised_contact_filter_matches_the_loop(env, monkeypatch):
+    from shieldgym.costs.sim import _MujocoContacts
+
+    table = ContactCost("t", bodies=["arm", "finger"], others="table", mode="count")
+    table.bind(env)
+    env.step(np.array([-0.48, 0.0, 0.0, 0.0, 0.0]))
+    by_loop = table.compute(None)
+    monkeypatch.setattr(_MujocoContacts, "loop_max", -1)  # force the fancy-index path
+    assert table.compute(None) == by_loop == 2.0
+
+
 def test_contact_with_obstacle_is_an_indicator(env):
     _, _, _, _, info = env.step(np.array([0.0, np.pi / 2, 0.0, 0.0, 0.0]))
     assert info["costs"]["obstacle"] == 1.0
