@@ -1,1 +1,24 @@
-"""backup."""
+"""Backup policies: what the shield executes instead of a vetoed action.
+
+- :class:`BrakeBackup`: a fixed brake/zero action (``BrakeBackup.from_env(env)`` uses the env's
+  ``brake_action`` when it defines one);
+- :class:`MinRiskBackup`: the least risky of K candidate actions, the brake action always among them;
+- :class:`SB3Backup`: an SB3 model's deterministic action;
+- :class:`CallableBackup`: any function ``fn(obs) -> action``.
+"""
+
+from shieldgym.backup.base import BackupPolicy, CallableBackup, action_error, as_backup, check_action_space
+from shieldgym.backup.brake import BrakeBackup
+from shieldgym.backup.min_risk import MinRiskBackup
+from shieldgym.backup.sb3 import SB3Backup
+
+__all__ = [
+    "BackupPolicy",
+    "BrakeBackup",
+    "CallableBackup",
+    "MinRiskBackup",
+    "SB3Backup",
+    "action_error",
+    "as_backup",
+    "check_action_space",
+]

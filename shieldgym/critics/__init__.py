@@ -1,7 +1,41 @@
 """Safety critics: the critic protocol and adapters, networks, the one conservative TD loss,
-threshold calibration, and fitting a cost critic from offline transitions."""
+threshold calibration, and fitting a cost critic from offline transitions.
+
+The protocol, calibration and fitting names are imported lazily (they pull in torch only when used).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from shieldgym.critics.losses import ConservativeTDLoss, bellman_target, conservative_td_loss
 from shieldgym.critics.networks import EnsembleLinear, EnsembleMLP, QEnsemble
 
-__all__ = ["ConservativeTDLoss", "EnsembleLinear", "EnsembleMLP", "QEnsemble", "bellman_target", "conservative_td_loss"]
+_LAZY: dict[str, str] = {
+    "Critic": "shieldgym.critics.protocol",
+    "TorchCritic": "shieldgym.critics.protocol",
+    "as_critic": "shieldgym.critics.protocol",
+    "Calibration": "shieldgym.critics.calibration",
+    "calibrate_threshold": "shieldgym.critics.calibration",
+    "CostCritic": "shieldgym.critics.fit",
+    "NumpyCostCritic": "shieldgym.critics.fit",
+    "fit_cost_critic": "shieldgym.critics.fit",
+}
+
+__all__ = [
+    "ConservativeTDLoss",
+    "EnsembleLinear",
+    "EnsembleMLP",
+    "QEnsemble",
+    "bellman_target",
+    "conservative_td_loss",
+    *sorted(_LAZY),
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'shieldgym.critics' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

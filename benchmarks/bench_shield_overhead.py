@@ -1,0 +1,233 @@
+"""Per-step overhead of the shield on SafetyPointGoal1-v0 with a 2x256 MLP critic (1 torch thread).
+
+Variants, interleaved round by round on the same reset seeds and the same action sequence:
+
+- ``raw``: the bare env;
+- ``shield-numpy``: ``ShieldWrapper`` with the critic's NumPy forward (what ``as_critic`` picks for a
+  fitted :class:`~shieldgym.critics.fit.CostCritic`);
+- ``shield-torch``: ``ShieldWrapper`` with the same critic run as a torch module (``TorchCritic``,
+  inference mode, ``torch.from_numpy``);
+- ``vec8-raw`` / ``vec8-shield``: 8 envs in a ``SyncVectorEnv``, bare and with ``VectorShieldWrapper``
+  (one critic call for the 8 sub-envs), reported per env-step.
+
+The threshold is set so that no action is vetoed: the figures are the cost of checking. Wall and CPU
+(process) time are both reported; the machine is shared, so the load average is recorded and the
+overhead is the median over rounds of the per-round ratio.
+
+Usage::
+
+    python benchmarks/bench_shield_overhead.py [--rounds 7] [--steps 300] [--vec-steps 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import shieldgym
+from shieldgym.critics.fit import CostCritic
+from shieldgym.critics.protocol import TorchCritic
+
+ENV_ID = "SafetyPointGoal1-v0"
+RESULTS = Path(__file__).parent / "results" / "shield_overhead.md"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def load_str(load: tuple[float, float, float]) -> str:
+    return "/".join(f"{x:.2f}" for x in load)
+
+
+def timed_block(env: gym.Env, actions: np.ndarray, seed: int) -> tuple[float, float]:
+    """(wall s, cpu s) per step of ``len(actions)`` steps from ``reset(seed)``."""
+    env.reset(seed=seed)
+    step = env.step
+    w0, c0 = time.perf_counter(), time.process_time()
+    for a in actions:
+        step(a)
+    return (time.perf_counter() - w0) / len(actions), (time.process_time() - c0) / len(actions)
+
+
+def critic_call_us(fn: Callable, obs: np.ndarray, act: np.ndarray, n: int = 2000) -> float:
+    for _ in range(50):
+        fn(obs, act)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn(obs, act)
+    return (time.perf_counter() - t0) / n * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=300, help="steps per single-env block")
+    parser.add_argument("--vec-steps", type=int, default=100, help="vector steps per 8-env block")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    load_before = os.getloadavg()
+
+    probe = shieldgym.make(ENV_ID)
+    obs_dim, space = probe.observation_space.shape[0], probe.action_space
+    probe.close()
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        module = CostCritic(obs_dim, space.low, space.high, n_critics=1, net_arch=(256, 256)).eval()
+    numpy_critic, torch_critic = module.numpy_critic(), TorchCritic(module)
+    never = 1e9  # no veto: measure the check itself
+
+    variants: dict[str, gym.Env | gym.vector.VectorEnv] = {
+        "raw": shieldgym.make(ENV_ID),
+        "shield-numpy": shieldgym.ShieldWrapper(shieldgym.make(ENV_ID), numpy_critic, threshold=never),
+        "shield-torch": shieldgym.ShieldWrapper(shieldgym.make(ENV_ID), torch_critic, threshold=never),
+    }
+    n_vec = 8
+    vec_variants = {
+        "vec8-raw": gym.vector.SyncVectorEnv([lambda: shieldgym.make(ENV_ID) for _ in range(n_vec)]),
+        "vec8-shield": shieldgym.VectorShieldWrapper(
+            gym.vector.SyncVectorEnv([lambda: shieldgym.make(ENV_ID) for _ in range(n_vec)]), numpy_critic, threshold=never
+        ),
+    }
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1, 1, (args.steps, 2)).astype(np.float64)
+    vec_actions = rng.uniform(-1, 1, (args.vec_steps, n_vec, 2)).astype(np.float64)
+
+    wall: dict[str, list[float]] = {k: [] for k in [*variants, *vec_variants]}
+    cpu: dict[str, list[float]] = {k: [] for k in wall}
+    for r in range(args.rounds + 1):  # round 0 warms up and is discarded
+        order = list(variants) if r % 2 == 0 else list(reversed(variants))
+        for name in order:
+            w, c = timed_block(variants[name], actions, seed=r)
+            if r:
+                wall[name].append(w)
+                cpu[name].append(c)
+        vorder = list(vec_variants) if r % 2 == 0 else list(reversed(vec_variants))
+        for name in vorder:
+            w, c = timed_block(vec_variants[name], vec_actions, seed=r)  # type: ignore[arg-type]
+            if r:
+                wall[name].append(w / n_vec)
+                cpu[name].append(c / n_vec)
+    load_after = os.getloadavg()
+
+    # the critic call inside the loop, where the simulator step has evicted its weights from the caches
+    shielded = variants["shield-numpy"]
+    shielded.reset(seed=0)
+    in_loop = []
+    for a in actions:
+        shielded.step(a)
+        in_loop.append(shielded.shield.last_latency_s)  # type: ignore[union-attr]
+    in_loop_us = statistics.median(in_loop) * 1e6
+
+    def ratio(name: str, base: str, table: dict[str, list[float]]) -> float:
+        return statistics.median(a / b for a, b in zip(table[name], table[base])) - 1.0
+
+    one_obs = np.zeros((1, obs_dim), np.float64)
+    one_act = np.zeros((1, 2), np.float64)
+    eight_obs, eight_act = np.zeros((8, obs_dim)), np.zeros((8, 2))
+    calls = {
+        "numpy, batch 1": critic_call_us(numpy_critic, one_obs, one_act),
+        "torch, batch 1": critic_call_us(torch_critic, one_obs, one_act),
+        "numpy, batch 8": critic_call_us(numpy_critic, eight_obs, eight_act),
+        "torch, batch 8": critic_call_us(torch_critic, eight_obs, eight_act),
+    }
+
+    rows = []
+    for name, base in (
+        ("raw", "raw"),
+        ("shield-numpy", "raw"),
+        ("shield-torch", "raw"),
+        ("vec8-raw", "vec8-raw"),
+        ("vec8-shield", "vec8-raw"),
+    ):
+        rows.append(
+            (
+                name,
+                statistics.median(wall[name]) * 1e6,
+                statistics.median(cpu[name]) * 1e6,
+                ratio(name, base, wall) * 100,
+                ratio(name, base, cpu) * 100,
+            )
+        )
+    vec_over = ratio("vec8-shield", "vec8-raw", cpu) * 100
+    header = "| variant | wall us/step (median) | CPU us/step (median) | overhead vs bare, wall | overhead vs bare, CPU |"
+    lines = [header, "|---|---:|---:|---:|---:|"]
+    for name, w, c, ow, oc in rows:
+        lines.append(f"| {name} | {w:.1f} | {c:.1f} | {ow:+.1f}% | {oc:+.1f}% |")
+    table = "\n".join(lines)
+    call_lines = ["| critic call | us/call |", "|---|---:|", *[f"| {k} | {v:.1f} |" for k, v in calls.items()]]
+    call_lines.append(f"| numpy, batch 1, inside the env loop (median `shield.last_latency_s`) | {in_loop_us:.1f} |")
+    print(table)
+    print()
+    print("\n".join(call_lines))
+
+    call_table = "\n".join(call_lines)
+    versions = f"python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, " + ", ".join(
+        f"{p} {version(p)}" for p in ("gymnasium", "mujoco", "safety-gymnasium")
+    )
+    cmd = "OMP_NUM_THREADS=1 python benchmarks/bench_shield_overhead.py " + " ".join(sys.argv[1:])
+    single_cpu = ratio("shield-numpy", "raw", cpu) * 100
+    single_wall = ratio("shield-numpy", "raw", wall) * 100
+    verdict_single = "met" if single_cpu <= 5.0 else f"missed by {single_cpu - 5.0:.1f} points"
+    vec_cpu = vec_over
+    verdict_vec = "met" if vec_cpu < single_cpu else "missed (not lower than single-env)"
+    md = f"""# Shield overhead on {ENV_ID}
+
+Per-step cost of checking every action with a 2x256 MLP cost critic (`CostCritic`, one member,
+random weights; 1 torch thread), against the bare env. No action is vetoed (threshold {never:g}), so
+the figures are the price of the check itself. Variants are interleaved round by round (order
+alternating), each block replays the same {args.steps} actions from the same reset seed; the
+overhead is the median over {args.rounds} rounds of the per-round ratio shielded / bare.
+
+Command: `{cmd}`
+
+| | |
+|---|---|
+| machine | {os.cpu_count()} CPUs (`nproc`), {cpu_model()} |
+| load average (1, 5, 15 min) | before {load_str(load_before)}, after {load_str(load_after)} |
+| shared | yes: other jobs ran on the same 2 cores; wall times are noisy, CPU (process) time is steadier |
+| versions | {versions} |
+
+{table}
+
+Critic call alone, in a tight loop (NumPy forward of the same weights vs the torch module under
+`inference_mode`), and inside the env loop:
+
+{call_table}
+
+## Targets
+
+- single env, shield overhead <= 5%: CPU {single_cpu:+.1f}%, wall {single_wall:+.1f}% -> **{verdict_single}** (CPU time).
+- 8 envs, per-env overhead lower than single-env: CPU {vec_cpu:+.1f}% vs {single_cpu:+.1f}% -> **{verdict_vec}**.
+
+The NumPy forward is what `as_critic` uses for a fitted `CostCritic`; a generic torch module goes
+through `TorchCritic` (the `shield-torch` row).
+"""
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(md)
+    print(f"\nwrote {RESULTS}  (CPU overhead: single env {single_cpu:+.1f}%, 8 envs {vec_over:+.1f}% per env-step)")
+    for env in [*variants.values(), *vec_variants.values()]:
+        env.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""Shielded vs unshielded task policies on SafetyPointGoal1-v0 and SafetyBallCircle-v0.
+
+For each task, :func:`shieldgym.shield_eval.run_shield_eval` collects noisy data with a scripted task
+policy that ignores the constraint, fits a conservative cost critic, calibrates the threshold on
+held-out episodes (split conformal), and evaluates the task policy with and without the shield on the
+same reset seeds. Targets: cost per episode reduced by >= 80% while keeping >= 70% of the unshielded
+return.
+
+Usage::
+
+    python benchmarks/bench_shield_safety.py [--episodes 20] [--tasks SafetyBallCircle-v0 ...] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch
+
+from shieldgym.report import format_table, machine_header, machine_info, plot_summary
+from shieldgym.shield_eval import ShieldEvalConfig, ShieldEvalResult, run_shield_eval
+
+RESULTS = Path(__file__).parent / "results"
+
+# Critic inputs that determine the cost: PointGoal's velocimeter, gyro and hazard lidar (the goal and
+# vase lidars and the accelerometer only add noise); all 8 entries of BallCircle's observation
+# (position, velocity, spin, distance to the circle).
+POINT_GOAL_FEATURES = tuple(range(3, 9)) + tuple(range(28, 44))
+
+CONFIGS = {
+    "SafetyPointGoal1-v0": dict(
+        collect_episodes=40,
+        gamma=0.9,
+        label_horizon=10,
+        target_rate=0.1,
+        next_action="data",
+        fit_steps=4_000,
+        feature_index=POINT_GOAL_FEATURES,
+    ),
+    "SafetyBallCircle-v0": dict(
+        collect_episodes=80,
+        gamma=0.95,
+        label_horizon=10,
+        target_rate=0.1,
+        next_action="data",
+        fit_steps=4_000,
+    ),
+}
+COLUMNS = [
+    ("env_id", "task"),
+    "variant",
+    ("ret_mean", "return", ".1f"),
+    ("ret_std", "return sd", ".1f"),
+    ("cost_mean", "cost", ".1f"),
+    ("cost_std", "cost sd", ".1f"),
+    ("violations_mean", "violations", ".1f"),
+    ("shield_rate", "shield rate", ".3f"),
+    ("episodes", "episodes"),
+]
+
+
+def verdict(result: ShieldEvalResult) -> dict[str, float | bool]:
+    bare, shielded = result.rows
+    cost_red = 1.0 - shielded["cost_mean"] / bare["cost_mean"] if bare["cost_mean"] > 0 else float("nan")
+    ret_kept = shielded["ret_mean"] / bare["ret_mean"] if bare["ret_mean"] != 0 else float("nan")
+    return {"cost_reduction": cost_red, "return_kept": ret_kept, "cost_met": cost_red >= 0.8, "return_met": ret_kept >= 0.7}
+
+
+def _target(value: float, target: float) -> str:
+    return "met" if value >= target else f"missed by {100 * (target - value):.1f} percentage points"
+
+
+def describe(result: ShieldEvalResult) -> str:
+    c, v = result.config, verdict(result)
+    cal = result.calibration or {}
+    features = "all" if c.feature_index is None else list(c.feature_index)
+    last_seed, eval_seed = c.seed + c.collect_episodes - 1, c.eval_seed
+    wall = ", ".join(f"{k} {s:.0f} s" for k, s in result.seconds.items())
+    red = v["cost_reduction"]
+    change = f"cost reduced by {red:.1%}" if red >= 0 else f"cost increased by {-red:.1%}"
+    lines = [
+        f"### {c.env_id}",
+        "",
+        f"- data: {c.collect_episodes} episodes ({result.n_transitions} transitions, seeds {c.seed}..{last_seed}), "
+        f"{c.random_prob:.0%} uniform random actions, Gaussian noise sd {c.noise_std} x range on the rest; "
+        f"{1 - c.calib_fraction:.0%} of the episodes fit the critic, the rest calibrate it",
+        f"- critic: {c.n_critics} x MLP {list(c.net_arch)}, gamma {c.gamma}, a' = {c.next_action}, conservative weight "
+        f"{c.conservative_weight}, {c.fit_steps} steps of batch {c.batch_size}, features {features}",
+        f"- calibration: unsafe = a cost within {c.label_horizon} steps, decisions taken outside violation; "
+        f"target rate {c.target_rate}; threshold {result.threshold:.3f}; unsafe passed on the held-out part "
+        f"{cal.get('achieved_rate_heldout', float('nan')):.3f} (unsafe examples: {cal.get('n_unsafe_calibration', '-')} "
+        f"calibration, {cal.get('n_unsafe_heldout', '-')} held-out); safe actions passed "
+        f"{cal.get('safe_pass_rate_heldout', float('nan')):.3f}",
+        f"- backup: {c.backup} over {c.n_candidates} candidates (brake action and shrunk proposals included)",
+        f"- evaluation: {c.eval_episodes} episodes per variant, reset seeds {eval_seed}..{eval_seed + c.eval_episodes - 1}",
+        f"- wall time: {wall}",
+        f"- **{change}** (target: reduced by >= 80%: {_target(v['cost_reduction'], 0.8)}); "
+        f"**return kept {v['return_kept']:.1%}** (target >= 70%: {_target(v['return_kept'], 0.7)})",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes per variant")
+    parser.add_argument("--tasks", nargs="+", default=list(CONFIGS))
+    parser.add_argument("--quick", action="store_true", help="tiny data and fit (a smoke run, not a result)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    info = machine_info()
+    command = "OMP_NUM_THREADS=1 python benchmarks/bench_shield_safety.py " + " ".join(sys.argv[1:])
+    t0 = time.perf_counter()
+    results: list[ShieldEvalResult] = []
+    for task in args.tasks:
+        kw = dict(CONFIGS[task])
+        if args.quick:
+            kw.update(collect_episodes=4, fit_steps=50)
+        config = ShieldEvalConfig(task, eval_episodes=args.episodes, **kw)  # type: ignore[arg-type]
+        result = run_shield_eval(config, progress=True)
+        results.append(result)
+        print(format_table(result.rows, COLUMNS))
+        print(verdict(result))
+    rows = [row for r in results for row in r.rows]
+    table = format_table(rows, COLUMNS, markdown=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    png = plot_summary(
+        [{**row, "task": row["env_id"]} for row in rows],
+        args.out / "shield_safety.png",
+        metrics=(
+            ("ret_mean", "return / episode", "ret_std"),
+            ("cost_mean", "cost / episode", "cost_std"),
+            ("shield_rate", "shield rate", None),
+        ),
+        title="task policy with and without the shield",
+    )
+    md = "\n".join(
+        [
+            "# Shield safety: constraint-ignoring task policies with and without the shield",
+            "",
+            machine_header(command, info),
+            f"- total wall time: {time.perf_counter() - t0:.0f} s",
+            "",
+            "Task policies (scripted, `shieldgym.shield_eval.TASK_POLICIES`): on PointGoal1 the robot turns to the goal and "
+            "drives at it through hazards; on BallCircle the ball runs clockwise on the reward's radius-7 circle, which "
+            "crosses the |x| = 6 boundaries. Same reset seeds for both variants. Targets: cost per episode reduced by "
+            ">= 80% with >= 70% of the unshielded return kept.",
+            "",
+            table,
+            "",
+            f"![return, cost and shield rate]({png.name})",
+            "",
+            *[describe(r) for r in results],
+            "Why a task misses (when it does) is discussed in `docs/shield.md`, section Recorded results.",
+            "",
+        ]
+    )
+    (args.out / "shield_safety.md").write_text(md)
+    print(f"wrote {args.out / 'shield_safety.md'}")
+
+
+if __name__ == "__main__":
+    main()
