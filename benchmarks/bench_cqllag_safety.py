@@ -1,0 +1,349 @@
+"""Safety benchmark of CQLLag: online on SafetyBallCircle-v0 / SafetyPointCircle1-v0, offline on BallCircle.
+
+Online: CQLLag and unconstrained SB3 SAC get the same env-step budget and network; after training
+each runs ``--eval-episodes`` deterministic episodes. Targets: CQLLag mean episode cost <= 25 and
+return >= 70% of SAC's.
+
+Offline: a BallCircle dataset is collected with mixed-quality behaviour policies (uniform random,
+the online SAC and CQLLag policies with and without action noise), CQLLag trains on it for
+``--offline-steps`` gradient steps and is evaluated. Target: cost <= 25 and return >= 80% of the
+best behaviour episode that meets the limit.
+
+Runs are chunked: after every ``--chunk`` env steps the model and its replay buffer are saved under
+``--workdir``; ``--resume`` continues from there. Results go to ``benchmarks/results/cqllag_safety.md``.
+
+    python benchmarks/bench_cqllag_safety.py --envs SafetyBallCircle-v0 --seeds 0 --steps 20000 --offline-steps 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3 import SAC
+from stable_baselines3.common.monitor import Monitor
+
+import shieldgym
+from shieldgym.algos.cqllag import CQLLag
+
+RESULTS = Path(__file__).resolve().parent / "results"
+COST_LIMIT = 25.0
+
+
+def make_env(env_id: str) -> tuple[gym.Env, str]:
+    """The env through shieldgym.make (``info["cost"]`` on every step); returns it and how it was built."""
+    return shieldgym.make(env_id), "shieldgym.make"
+
+
+def evaluate(model: Any, env: gym.Env, episodes: int, seed: int) -> dict[str, float]:
+    """Deterministic episodes: mean/std of return and cost."""
+    rets, costs = [], []
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=seed + 10_000 + ep)
+        done, ret, cost = False, 0.0, 0.0
+        while not done:
+            action, _ = model.predict(obs, deterministic=True)
+            obs, r, term, trunc, info = env.step(action)
+            ret += float(r)
+            cost += float(info.get("cost", 0.0))
+            done = term or trunc
+        rets.append(ret)
+        costs.append(cost)
+    return {
+        "return": float(np.mean(rets)),
+        "return_std": float(np.std(rets)),
+        "cost": float(np.mean(costs)),
+        "cost_std": float(np.std(costs)),
+    }
+
+
+def build(algo: str, env: gym.Env, seed: int, args: argparse.Namespace) -> Any:
+    net = dict(net_arch=[args.hidden, args.hidden])
+    common = dict(batch_size=args.batch_size, learning_starts=1000, seed=seed, policy_kwargs=net, verbose=0, device="cpu")
+    if algo == "sac":
+        return SAC("MlpPolicy", Monitor(env), **common)
+    return CQLLag(
+        "MlpPolicy",
+        Monitor(env),
+        cost_limit=COST_LIMIT,
+        alpha_cql=args.alpha_cql,
+        beta_cql=args.beta_cql,
+        cql_n_actions=args.n_actions,
+        lambda_lr=args.lambda_lr,
+        lambda_init=args.lambda_init,
+        **common,
+    )
+
+
+def train_online(env_id: str, algo: str, seed: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    tag = f"{env_id}_{algo}_s{seed}"
+    ckpt, buf, meta_path = workdir / f"{tag}.zip", workdir / f"{tag}_buffer.pkl", workdir / f"{tag}.json"
+    env, how = make_env(env_id)
+    meta: dict[str, Any] = {"steps_done": 0, "wall_s": 0.0}
+    cls = SAC if algo == "sac" else CQLLag
+    if args.resume and ckpt.exists() and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        model = cls.load(ckpt, env=Monitor(env), device="cpu")
+        if buf.exists():
+            model.load_replay_buffer(buf)
+    else:
+        model = build(algo, env, seed, args)
+    while meta["steps_done"] < args.steps:
+        chunk = min(args.chunk, args.steps - meta["steps_done"])
+        t0 = time.perf_counter()
+        model.learn(chunk, reset_num_timesteps=meta["steps_done"] == 0, progress_bar=args.progress)
+        meta["wall_s"] += time.perf_counter() - t0
+        meta["steps_done"] += chunk
+        model.save(ckpt)
+        model.save_replay_buffer(buf)
+        meta_path.write_text(json.dumps(meta))
+        print(f"[{tag}] {meta['steps_done']}/{args.steps} steps, {meta['wall_s']:.0f} s", flush=True)
+    if "eval" not in meta:
+        eval_env, _ = make_env(env_id)
+        meta["eval"] = evaluate(model, eval_env, args.eval_episodes, seed)
+        meta["env_built_with"] = how
+        if algo == "cqllag":
+            meta["lambda"] = float(model.lagrange.value)
+        meta_path.write_text(json.dumps(meta))
+    return {"tag": tag, "model": model, **meta}
+
+
+def collect_dataset(
+    env_id: str, policies: list[tuple[str, Any, float]], episodes: int, seed: int
+) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """Roll out each (name, model|None, noise) for ``episodes`` episodes; DSRL-style arrays + per-episode stats."""
+    env, _ = make_env(env_id)
+    rng = np.random.default_rng(seed)
+    cols: dict[str, list] = {
+        k: [] for k in ("observations", "actions", "rewards", "costs", "next_observations", "terminals", "timeouts")
+    }
+    episodes_stats = []
+    low, high = env.action_space.low, env.action_space.high
+    for name, model, noise in policies:
+        for _ in range(episodes):
+            obs, _ = env.reset(seed=int(rng.integers(1 << 31)))
+            done, ret, cost = False, 0.0, 0.0
+            while not done:
+                if model is None:
+                    action = rng.uniform(low, high).astype(np.float32)
+                else:
+                    action, _ = model.predict(obs, deterministic=True)
+                    action = np.clip(action + noise * rng.standard_normal(action.shape), low, high).astype(np.float32)
+                next_obs, r, term, trunc, info = env.step(action)
+                for k, v in (
+                    ("observations", obs),
+                    ("actions", action),
+                    ("rewards", r),
+                    ("costs", info["cost"]),
+                    ("next_observations", next_obs),
+                    ("terminals", term),
+                    ("timeouts", trunc),
+                ):
+                    cols[k].append(v)
+                ret += float(r)
+                cost += float(info["cost"])
+                obs, done = next_obs, term or trunc
+            episodes_stats.append({"policy": f"{name} (noise {noise})", "return": ret, "cost": cost})
+    return {k: np.asarray(v) for k, v in cols.items()}, episodes_stats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--envs", nargs="+", default=["SafetyBallCircle-v0", "SafetyPointCircle1-v0"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--steps", type=int, default=100_000, help="env steps per online run")
+    parser.add_argument("--chunk", type=int, default=5_000, help="checkpoint every this many env steps")
+    parser.add_argument("--offline-steps", type=int, default=10_000, help="gradient steps of the offline run (0 = skip)")
+    parser.add_argument("--offline-episodes", type=int, default=10, help="episodes per behaviour policy")
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--n-actions", type=int, default=10)
+    parser.add_argument("--alpha-cql", type=float, default=0.0, help="reward-side CQL weight online (0: plain SAC critic)")
+    parser.add_argument("--beta-cql", type=float, default=0.1)
+    parser.add_argument("--offline-alpha-cql", type=float, default=1.0)
+    parser.add_argument("--offline-beta-cql", type=float, default=1.0)
+    parser.add_argument("--offline-lambda-lr", type=float, default=None, help="default: --lambda-lr")
+    parser.add_argument("--offline-lambda-init", type=float, default=None, help="default: --lambda-init")
+    parser.add_argument("--offline-lambda-max", type=float, default=None, help="upper clip of lambda offline")
+    parser.add_argument("--lambda-lr", type=float, default=3e-3)
+    parser.add_argument("--lambda-init", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--workdir", default="/tmp/cqllag_safety")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--output", default=str(RESULTS / "cqllag_safety.md"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+
+    online: list[dict[str, Any]] = []
+    models: dict[tuple[str, str, int], Any] = {}
+    for env_id in args.envs:
+        seeds = args.seeds if env_id.startswith("SafetyBall") else args.seeds[:1]
+        for seed in seeds:
+            for algo in ("sac", "cqllag"):
+                res = train_online(env_id, algo, seed, args, workdir)
+                models[(env_id, algo, seed)] = res.pop("model")
+                online.append({"env": env_id, "algo": algo, "seed": seed, **res})
+                print(json.dumps({k: v for k, v in online[-1].items() if k != "tag"}), flush=True)
+
+    offline: dict[str, Any] | None = None
+    if args.offline_steps > 0 and any(e.startswith("SafetyBall") for e in args.envs):
+        env_id = next(e for e in args.envs if e.startswith("SafetyBall"))
+        seed = args.seeds[0]
+        behaviour = [("random", None, 0.0)]
+        for algo in ("sac", "cqllag"):
+            m = models.get((env_id, algo, seed))
+            if m is not None:
+                behaviour += [(algo, m, 0.0), (algo, m, 0.5)]
+        t0 = time.perf_counter()
+        data, ep_stats = collect_dataset(env_id, behaviour, args.offline_episodes, seed)
+        collect_s = time.perf_counter() - t0
+        env, _ = make_env(env_id)
+        model = CQLLag(
+            "MlpPolicy",
+            env,
+            buffer_size=len(data["rewards"]) + 1,
+            batch_size=args.batch_size,
+            cost_limit=COST_LIMIT,
+            alpha_cql=args.offline_alpha_cql,
+            beta_cql=args.offline_beta_cql,
+            cql_n_actions=args.n_actions,
+            lambda_lr=args.lambda_lr if args.offline_lambda_lr is None else args.offline_lambda_lr,
+            lambda_init=args.lambda_init if args.offline_lambda_init is None else args.offline_lambda_init,
+            lambda_max=args.offline_lambda_max,
+            policy_kwargs=dict(net_arch=[args.hidden, args.hidden]),
+            seed=seed,
+            device="cpu",
+        )
+        t0 = time.perf_counter()
+        model.learn_offline(data, args.offline_steps, progress_bar=args.progress, log_interval=1000)
+        train_s = time.perf_counter() - t0
+        eval_env, _ = make_env(env_id)
+        feasible = [e["return"] for e in ep_stats if e["cost"] <= COST_LIMIT]
+        offline = {
+            "env": env_id,
+            "transitions": len(data["rewards"]),
+            "behaviour": ep_stats,
+            "best_feasible_behaviour_return": max(feasible) if feasible else None,
+            "eval": evaluate(model, eval_env, args.eval_episodes, seed),
+            "lambda": float(model.lagrange.value),
+            "collect_s": collect_s,
+            "train_s": train_s,
+        }
+        print(json.dumps({k: v for k, v in offline.items() if k != "behaviour"}), flush=True)
+
+    write_report(args, online, offline, time.perf_counter() - t_start)
+
+
+def write_report(
+    args: argparse.Namespace, online: list[dict[str, Any]], offline: dict[str, Any] | None, total_s: float
+) -> None:
+    import stable_baselines3
+
+    cpu = next(
+        (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")),
+        platform.processor(),
+    )
+    lines = [
+        "# CQLLag safety benchmark",
+        "",
+        f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`",
+        "",
+        f"Versions: python {platform.python_version()}, torch {torch.__version__}, "
+        f"stable-baselines3 {stable_baselines3.__version__}, "
+        f"gymnasium {gym.__version__}, numpy {np.__version__}.",
+        f"Machine: {os.cpu_count()} CPUs ({cpu}), torch threads {args.threads}, "
+        f"load average at the end {tuple(round(x, 2) for x in os.getloadavg())} "
+        "(other jobs share this machine). Total wall-clock of this run: "
+        f"{total_s / 60:.1f} min.",
+        "",
+        f"Settings: {args.steps} env steps per online run, nets {args.hidden}x{args.hidden}, batch {args.batch_size}, "
+        f"{args.n_actions} CQL actions per proposal, online alpha_cql={args.alpha_cql}, beta_cql={args.beta_cql}, "
+        f"lambda_lr={args.lambda_lr}, lambda_init={args.lambda_init}, cost limit d={COST_LIMIT} per episode, "
+        f"{args.eval_episodes} deterministic evaluation episodes.",
+        "",
+        "## Online",
+        "",
+        "| env | algo | seed | env steps | wall-clock (s) | eval return | eval cost | lambda | env built with |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in online:
+        e = r["eval"]
+        lam = f"{r['lambda']:.3f}" if "lambda" in r else "-"
+        lines.append(
+            f"| {r['env']} | {r['algo']} | {r['seed']} | {r['steps_done']} | {r['wall_s']:.0f} "
+            f"| {e['return']:.1f} ± {e['return_std']:.1f} "
+            f"| {e['cost']:.1f} ± {e['cost_std']:.1f} | {lam} | {r.get('env_built_with', '')} |"
+        )
+    lines += ["", "Targets (CQLLag vs SAC, same env and budget):", ""]
+    for env_id in dict.fromkeys(r["env"] for r in online):
+        c = [r["eval"] for r in online if r["env"] == env_id and r["algo"] == "cqllag"]
+        s = [r["eval"] for r in online if r["env"] == env_id and r["algo"] == "sac"]
+        if c and s:
+            cost = float(np.mean([x["cost"] for x in c]))
+            ratio = float(np.mean([x["return"] for x in c])) / max(1e-9, float(np.mean([x["return"] for x in s])))
+            budget = (
+                "the full 100k-step budget"
+                if args.steps >= 100_000
+                else f"a REDUCED budget of {args.steps} env steps (target budget: 100k)"
+            )
+            lines.append(
+                f"- {env_id} ({len(c)} seed(s), {budget}): cost {cost:.1f} <= 25: {'met' if cost <= 25 else 'MISSED'}; "
+                f"return ratio vs SAC {ratio:.2f} >= 0.70: {'met' if ratio >= 0.7 else 'MISSED'}."
+            )
+    if offline is not None:
+        e = offline["eval"]
+        best = offline["best_feasible_behaviour_return"]
+        lines += [
+            "",
+            "## Offline (BallCircle, dataset collected by this run)",
+            "",
+            f"{offline['transitions']} transitions from {len(offline['behaviour'])} behaviour episodes "
+            f"(collection {offline['collect_s']:.0f} s); {args.offline_steps} gradient steps in {offline['train_s']:.0f} s; "
+            f"alpha_cql={args.offline_alpha_cql}, beta_cql={args.offline_beta_cql}, "
+            f"lambda_lr={args.lambda_lr if args.offline_lambda_lr is None else args.offline_lambda_lr}, "
+            f"lambda_init={args.lambda_init if args.offline_lambda_init is None else args.offline_lambda_init}, "
+            f"lambda_max={args.offline_lambda_max}.",
+            "",
+            "| behaviour policy | episodes | mean return | mean cost |",
+            "|---|---|---|---|",
+        ]
+        for name in dict.fromkeys(b["policy"] for b in offline["behaviour"]):
+            eps = [b for b in offline["behaviour"] if b["policy"] == name]
+            lines.append(
+                f"| {name} | {len(eps)} | {np.mean([b['return'] for b in eps]):.1f} "
+                f"| {np.mean([b['cost'] for b in eps]):.1f} |"
+            )
+        lines += [
+            "",
+            f"Offline CQLLag: return {e['return']:.1f} ± {e['return_std']:.1f}, cost {e['cost']:.1f} ± {e['cost_std']:.1f}, "
+            f"lambda {offline['lambda']:.3f}.",
+        ]
+        if best is None:
+            lines.append("- No behaviour episode met the cost limit, so the return target is undefined.")
+        else:
+            ratio = e["return"] / best if best > 0 else float("nan")
+            lines.append(
+                f"- Best behaviour episode within the limit: return {best:.1f}. "
+                f"Target cost <= 25: {'met' if e['cost'] <= 25 else 'MISSED'}; "
+                f"return >= 80% of it: ratio {ratio:.2f}, {'met' if ratio >= 0.8 else 'MISSED'}."
+            )
+    Path(args.output).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,767 @@
+"""CQLLag: Lagrangian Conservative Q-Learning, an SB3 off-policy algorithm for constrained MDPs.
+
+Problem: ``max_pi E[sum_t gamma^t r_t]  s.t.  E[sum_t gamma^t c_t] <= d_disc``.
+
+One gradient step (all four critics share the sampled actions and run as ONE ensemble pass)::
+
+    a' ~ pi(.|s'), a_pi ~ pi(.|s), N proposal actions per state: uniform, pi(.|s), pi(.|s')
+    y_r = r + gamma (1 - done) (min_i Q'_ri(s', a') - alpha_ent log pi(a'|s'))       # bellman_target "min"
+    y_c = c + gamma (1 - done)  max_i Q'_ci(s', a')                                    # bellman_target "max"
+    L_Qr = TD(Q_r, y_r) + alpha_cql * CQL penalty (pushes Q_r down off-data: lower bound)
+    L_Qc = TD(Q_c, y_c) + beta_cql  * CQL penalty (pushes Q_c up off-data:  upper bound)
+    L_pi = E[alpha_ent log pi(a_pi|s) - min_i Q_ri(s, a_pi) + lambda * max_i Q_ci(s, a_pi)]
+    lambda <- max(0, lambda + lr_lambda * (E_s[max_i Q_ci(s, a_pi)] - d_disc))        # dual ascent (or PID)
+
+Both conservative losses are :func:`shieldgym.critics.losses.conservative_td_loss` (Kumar et al., 2020,
+CQL(H) with importance-sampled proposals), with ``upper_bound`` choosing the direction.
+
+The per-episode limit ``d`` is put on the critic's discounted scale assuming the cost is spread
+evenly over an episode of ``T`` steps: ``d_disc = d (1 - gamma^T) / ((1 - gamma) T)``
+(:func:`~shieldgym.algos.cqllag.lagrange.discounted_cost_limit`).
+
+References: Kumar et al. (2020) "Conservative Q-Learning for Offline RL"; Haarnoja et al. (2018)
+"Soft Actor-Critic"; Stooke et al. (2020) "Responsive Safety in RL by PID Lagrangian Methods".
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import pathlib
+import tempfile
+import warnings
+import zipfile
+from collections import deque
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.preprocessing import get_action_dim
+from stable_baselines3.common.save_util import load_from_zip_file
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, Schedule
+from stable_baselines3.common.utils import configure_logger, get_parameters_by_name, polyak_update, safe_mean
+from stable_baselines3.sac.policies import Actor
+
+from shieldgym.algos.cqllag.buffers import CostDictReplayBuffer, CostReplayBuffer
+from shieldgym.algos.cqllag.datasets import OfflineDataset, load_offline_dataset
+from shieldgym.algos.cqllag.lagrange import LagrangeMultiplier, PIDLagrangeMultiplier, discounted_cost_limit
+from shieldgym.algos.cqllag.policies import (
+    CnnPolicy,
+    CostCritic,
+    CQLLagPolicy,
+    EnsembleCritic,
+    MlpPolicy,
+    MultiInputPolicy,
+)
+from shieldgym.costs.base import COST_KEY, get_cost
+from shieldgym.critics.losses import bellman_target, conservative_td_loss
+from shieldgym.errors import ShieldgymError
+
+__all__ = ["CQLLag", "CheckpointError", "TrainingDivergedError"]
+
+SelfCQLLag = TypeVar("SelfCQLLag", bound="CQLLag")
+
+# What one gradient step reports, in this order (logged as train/<name>, means over the steps of a call).
+_STAT_NAMES = (
+    "reward_critic_loss",
+    "cost_critic_loss",
+    "cql_reward_penalty",
+    "cql_cost_penalty",
+    "actor_loss",
+    "ent_coef",
+    "lambda",
+    "alpha_cql",
+    "beta_cql",
+    "cost_estimate",
+)
+_DEFAULT_EPISODE_LENGTH = 1000
+
+
+class CheckpointError(ShieldgymError, ValueError):
+    """A file is not a readable CQLLag checkpoint (truncated, corrupt, or saved by another algorithm)."""
+
+
+class TrainingDivergedError(ShieldgymError, FloatingPointError):
+    """A loss became NaN or infinite; the message names the loss and the gradient step."""
+
+
+class CQLLag(OffPolicyAlgorithm):
+    """Lagrangian Conservative Q-Learning (CQL + SAC + a Lagrange multiplier on the cost critic).
+
+    Takes SAC's arguments (``learning_rate``, ``buffer_size``, ``batch_size``, ``tau``, ``gamma``,
+    ``train_freq``, ``gradient_steps``, ``ent_coef``, ``target_entropy``, ...) plus:
+
+    Args:
+        cost_key: info key of the per-step cost (default ``"cost"``); missing at the first step -> error.
+        cost_limit: per-episode cost limit ``d`` (default 25).
+        episode_length: ``T`` for the discounted conversion of ``cost_limit``; default: the env's
+            ``spec.max_episode_steps``, else 1000.
+        cost_limit_discounted: give ``d_disc`` directly instead (overrides the conversion).
+        lambda_lr: dual step size of the Lagrange multiplier.
+        lambda_init: initial ``lambda``.
+        lambda_max: optional upper clip of ``lambda``.
+        pid_lagrangian: ``dict(kp=..., ki=..., kd=..., ema_decay=...)`` to use the PID Lagrangian
+            (Stooke et al., 2020) instead of plain dual ascent.
+        alpha_cql: weight of the reward-side CQL penalty (initial value when auto-tuned; 0 = SAC critic).
+        beta_cql: weight of the cost-side CQL penalty.
+        cql_alpha_threshold / cql_beta_threshold: if set, the weight is tuned by dual gradient descent so
+            the per-critic penalty stays near this threshold (CQL(H) "with Lagrange").
+        cql_n_actions: ``N`` proposal actions per state and proposal (uniform, pi(s), pi(s')).
+        cql_temperature: temperature of the soft maximum in the penalty.
+        cql_weight_lr: learning rate of the auto-tuned CQL weights.
+
+    Example:
+        >>> model = CQLLag("MlpPolicy", env, cost_limit=25.0)  # doctest: +SKIP
+        >>> model.learn(10_000, progress_bar=True)  # doctest: +SKIP
+        >>> risk = model.cost_critic()  # risk(obs_batch, action_batch) -> (B,)  # doctest: +SKIP
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+    policy: CQLLagPolicy
+    actor: Actor
+    critic: EnsembleCritic
+    critic_target: EnsembleCritic
+    replay_buffer: CostReplayBuffer | CostDictReplayBuffer  # type: ignore[assignment]
+    lagrange: LagrangeMultiplier
+
+    def __init__(
+        self,
+        policy: str | type[CQLLagPolicy],
+        env: GymEnv | str | None,
+        learning_rate: float | Schedule = 3e-4,
+        buffer_size: int = 1_000_000,
+        learning_starts: int = 100,
+        batch_size: int = 256,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 1,
+        gradient_steps: int = 1,
+        action_noise: ActionNoise | None = None,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        optimize_memory_usage: bool = False,
+        ent_coef: str | float = "auto",
+        target_update_interval: int = 1,
+        target_entropy: str | float = "auto",
+        cost_key: str = COST_KEY,
+        cost_limit: float = 25.0,
+        episode_length: int | None = None,
+        cost_limit_discounted: float | None = None,
+        lambda_lr: float = 1e-3,
+        lambda_init: float = 0.0,
+        lambda_max: float | None = None,
+        pid_lagrangian: dict[str, float] | None = None,
+        alpha_cql: float = 1.0,
+        beta_cql: float = 1.0,
+        cql_alpha_threshold: float | None = None,
+        cql_beta_threshold: float | None = None,
+        cql_n_actions: int = 10,
+        cql_temperature: float = 1.0,
+        cql_weight_lr: float = 3e-4,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        super().__init__(
+            policy,
+            env,  # type: ignore[arg-type]
+            learning_rate,
+            buffer_size,
+            learning_starts,
+            batch_size,
+            tau,
+            gamma,
+            train_freq,
+            gradient_steps,
+            action_noise,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=optimize_memory_usage,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            use_sde=False,
+            sde_support=False,
+            supported_action_spaces=(spaces.Box,),
+            support_multi_env=True,
+        )
+        for name, value in (("alpha_cql", alpha_cql), ("beta_cql", beta_cql), ("cql_temperature", cql_temperature)):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
+        if cql_temperature <= 0:
+            raise ValueError(f"cql_temperature must be > 0, got {cql_temperature!r}.")
+        if int(cql_n_actions) < 1:
+            raise ValueError(f"cql_n_actions must be >= 1, got {cql_n_actions!r}.")
+        self.ent_coef = ent_coef
+        self.target_entropy = target_entropy
+        self.target_update_interval = target_update_interval
+        self.log_ent_coef: th.Tensor | None = None
+        self.ent_coef_optimizer: th.optim.Adam | None = None
+        self.cost_key = cost_key
+        self.cost_limit = float(cost_limit)
+        self.episode_length = episode_length if episode_length is not None else self._env_episode_length()
+        self.cost_limit_discounted = cost_limit_discounted
+        self.lambda_lr, self.lambda_init, self.lambda_max = lambda_lr, lambda_init, lambda_max
+        self.pid_lagrangian = pid_lagrangian
+        self.alpha_cql, self.beta_cql = float(alpha_cql), float(beta_cql)
+        self.cql_alpha_threshold, self.cql_beta_threshold = cql_alpha_threshold, cql_beta_threshold
+        self.cql_n_actions = int(cql_n_actions)
+        self.cql_temperature = float(cql_temperature)
+        self.cql_weight_lr = cql_weight_lr
+        self.ep_cost_buffer: deque[float] | None = None
+        if _init_setup_model:
+            self._setup_model()
+
+    # ------------------------------------------------------------------ setup
+
+    def _env_episode_length(self) -> int | None:
+        if self.env is None:
+            return None
+        # the registered time limit, else the one of a TimeLimit wrapper around an unregistered env
+        for attr in ("spec", "_max_episode_steps"):
+            try:
+                value = self.env.get_attr(attr, indices=[0])[0]
+            except (AttributeError, IndexError, NotImplementedError):
+                continue
+            steps = getattr(value, "max_episode_steps", None) if attr == "spec" else value
+            if isinstance(steps, int) and steps > 0:
+                return steps
+        return None
+
+    def _setup_model(self) -> None:
+        is_dict = isinstance(self.observation_space, spaces.Dict)
+        if self.replay_buffer_class is None:
+            self.replay_buffer_class = CostDictReplayBuffer if is_dict else CostReplayBuffer
+        elif not issubclass(self.replay_buffer_class, (CostReplayBuffer, CostDictReplayBuffer)):
+            raise TypeError(
+                f"CQLLag needs a replay buffer that stores costs (CostReplayBuffer or CostDictReplayBuffer), "
+                f"got {self.replay_buffer_class.__name__}."
+            )
+        self.replay_buffer_kwargs.setdefault("cost_key", self.cost_key)
+        super()._setup_model()
+        self.actor = self.policy.actor
+        self.critic = self.policy.critic
+        self.critic_target = self.policy.critic_target
+        self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
+        self.batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
+
+        # Entropy temperature, as in SAC (Haarnoja et al., 2018b): learnt in log space.
+        if self.target_entropy == "auto":
+            self.target_entropy = -float(get_action_dim(self.action_space))
+        else:
+            self.target_entropy = float(self.target_entropy)
+        if isinstance(self.ent_coef, str) and self.ent_coef.startswith("auto"):
+            init_value = float(self.ent_coef.split("_")[1]) if "_" in self.ent_coef else 1.0
+            if not init_value > 0.0:
+                raise ValueError(f"The initial value of ent_coef must be > 0, got {self.ent_coef!r}.")
+            self.log_ent_coef = th.log(th.ones(1, device=self.device) * init_value).requires_grad_(True)
+            self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
+        else:
+            self.ent_coef_tensor = th.tensor(float(self.ent_coef), device=self.device)
+
+        # The cost limit on the critic's discounted scale.
+        if self.cost_limit_discounted is None:
+            if self.episode_length is None:
+                warnings.warn(
+                    f"CQLLag: the episode length is unknown (no env spec); converting cost_limit={self.cost_limit} with "
+                    f"T={_DEFAULT_EPISODE_LENGTH}. Pass episode_length= or cost_limit_discounted= to silence this.",
+                    stacklevel=2,
+                )
+                self.episode_length = _DEFAULT_EPISODE_LENGTH
+            self.cost_limit_discounted = discounted_cost_limit(self.cost_limit, self.gamma, self.episode_length)
+        if self.pid_lagrangian is not None:
+            self.lagrange = PIDLagrangeMultiplier(
+                self.cost_limit_discounted, init=self.lambda_init, max_value=self.lambda_max, **self.pid_lagrangian
+            )
+        else:
+            self.lagrange = LagrangeMultiplier(
+                self.cost_limit_discounted, lr=self.lambda_lr, init=self.lambda_init, max_value=self.lambda_max
+            )
+        self.lagrange.to(self.device)
+
+        # CQL weights: fixed, or tuned in log space by dual descent against a threshold (CQL(H) with Lagrange).
+        self.log_alpha_cql, self.alpha_cql_optimizer = self._cql_weight(self.alpha_cql, self.cql_alpha_threshold, "alpha_cql")
+        self.log_beta_cql, self.beta_cql_optimizer = self._cql_weight(self.beta_cql, self.cql_beta_threshold, "beta_cql")
+
+        report = self.policy.parameter_report()
+        self.trainable_params, self.total_params, self.trainable_fraction = report.trainable, report.total, report.fraction
+        if self.verbose >= 1:
+            print(f"CQLLag: {report}")
+
+    def _cql_weight(self, init: float, threshold: float | None, name: str) -> tuple[th.Tensor, th.optim.Adam | None]:
+        if threshold is None:
+            return th.tensor(math.log(init) if init > 0 else -math.inf, device=self.device), None
+        if not init > 0:
+            raise ValueError(f"{name} must be > 0 when it is auto-tuned (threshold {threshold}), got {init}.")
+        log_w = th.tensor(math.log(init), device=self.device, requires_grad=True)
+        return log_w, th.optim.Adam([log_w], lr=self.cql_weight_lr)
+
+    # ------------------------------------------------------------------ training
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        """Run ``gradient_steps`` CQLLag updates on batches from the replay buffer (SB3 hook)."""
+        self.policy.set_training_mode(True)
+        optimizers: list[th.optim.Optimizer] = [self.actor.optimizer, self.critic.optimizer]
+        if self.ent_coef_optimizer is not None:
+            optimizers.append(self.ent_coef_optimizer)
+        self._update_learning_rate(optimizers)
+
+        # One row of scalars per step, kept on the device: no host sync inside the loop.
+        stats = th.empty((gradient_steps, len(_STAT_NAMES)), device=self.device)
+        for step in range(gradient_steps):
+            batch = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+            stats[step] = self._gradient_step(batch, update_target=(self._n_updates + step) % self.target_update_interval == 0)
+
+        values = stats.cpu().numpy()
+        bad = ~np.isfinite(values)
+        if bad.any():
+            step, col = np.argwhere(bad)[0]
+            raise TrainingDivergedError(
+                f"train/{_STAT_NAMES[col]} became {values[step, col]} at gradient step {self._n_updates + step + 1}; "
+                f"training stopped (lower the learning rate, check rewards/costs/observations for NaN or huge values)."
+            )
+        self._n_updates += gradient_steps
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        for name, mean in zip(_STAT_NAMES, values.mean(axis=0)):
+            self.logger.record(f"train/{name}", float(mean))
+        self.logger.record("train/cost_limit_discounted", self.cost_limit_discounted)
+        self.logger.record("train/trainable_params", self.trainable_params)
+        self.logger.record("train/trainable_fraction", self.trainable_fraction)
+
+    def _sample_actions(self, obs: PyTorchObs, next_obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
+        """``N`` reparameterised squashed-Gaussian samples at ``s`` and ``s'`` from one actor pass each.
+
+        Returns ``(a_s (N, B, A), logp_s (N, B), a_s' (N, B, A), logp_s' (N, B))``; sample 0 at ``s``
+        keeps its gradient (it is the actor-loss action).
+        """
+        n = self.cql_n_actions
+        mean_s, log_std_s, _ = self.actor.get_action_dist_params(obs)
+        with th.no_grad():
+            mean_n, log_std_n, _ = self.actor.get_action_dist_params(next_obs)
+        # (2, B, A): both states' parameters, sampled together -> (N, 2, B, A)
+        mean, log_std = th.stack([mean_s, mean_n]), th.stack([log_std_s, log_std_n])
+        std = log_std.exp()
+        noise = th.randn((n, *mean.shape), device=mean.device)
+        u = mean + std * noise
+        actions = th.tanh(u)
+        # log N(u; mean, std) - sum log(1 - tanh(u)^2): the change of variables of the tanh squashing
+        log_gauss = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        logp = log_gauss - th.log(1.0 - actions.pow(2) + 1e-6).sum(-1)
+        return actions[:, 0], logp[:, 0], actions[:, 1], logp[:, 1]
+
+    def _gradient_step(self, batch: Any, update_target: bool) -> th.Tensor:
+        """One CQLLag update; returns the detached scalars named in ``_STAT_NAMES``."""
+        n_c, n_act = self.policy.n_critics, self.cql_n_actions
+        bsz = batch.rewards.shape[0]
+        action_dim = batch.actions.shape[-1]
+        rewards, costs, dones = batch.rewards.view(-1), batch.costs.view(-1), batch.dones.view(-1)
+
+        a_s, logp_s, a_n, logp_n = self._sample_actions(batch.observations, batch.next_observations)
+        a_pi, logp_pi = a_s[0], logp_s[0]  # (B, A), (B,) with gradient into the actor
+
+        # --- entropy temperature (SAC)
+        if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
+            ent_coef = th.exp(self.log_ent_coef.detach())
+            assert isinstance(self.target_entropy, float)
+            ent_coef_loss = -(self.log_ent_coef * (logp_pi + self.target_entropy).detach()).mean()
+            self.ent_coef_optimizer.zero_grad()
+            ent_coef_loss.backward()
+            self.ent_coef_optimizer.step()
+        else:
+            ent_coef = self.ent_coef_tensor
+
+        # --- targets: reward side min over twins with the entropy bonus, cost side max over twins
+        with th.no_grad():
+            next_features = self.critic_target.features(batch.next_observations)
+            next_q = self.critic_target.q_values(next_features, a_n[0].detach())  # (2n, B)
+            y_r = bellman_target(rewards, dones, next_q[:n_c] - ent_coef * logp_n[0], self.gamma, reduce="min")
+            y_c = bellman_target(costs, dones, next_q[n_c:], self.gamma, reduce="max")
+
+        # --- all critics on [data; uniform; pi(s); pi(s')] actions in ONE ensemble pass
+        features = self.critic.features(batch.observations)  # (B, F)
+        uniform = th.rand((n_act, bsz, action_dim), device=features.device) * 2.0 - 1.0
+        proposals = th.cat([uniform, a_s.detach(), a_n.detach()])  # (3N, B, A)
+        actions = th.cat([batch.actions, proposals.reshape(-1, action_dim)])  # ((1 + 3N) B, A)
+        q_all = self.critic.q_values(features.repeat(1 + 3 * n_act, 1), actions)  # (2n, (1 + 3N) B)
+        q_data = q_all[:, :bsz]  # (2n, B)
+        q_prop = q_all[:, bsz:].reshape(2 * n_c, 3 * n_act, bsz).transpose(1, 2)  # (2n, B, 3N)
+        # log mu(a | s) of each proposal: uniform on [-1, 1]^A, and the policy's own densities
+        log_uniform = th.full((n_act, bsz), -action_dim * math.log(2.0), device=features.device)
+        log_density = th.cat([log_uniform, logp_s.detach(), logp_n.detach()]).T  # (B, 3N)
+
+        alpha_cql, beta_cql = self.log_alpha_cql.detach().exp(), self.log_beta_cql.detach().exp()
+        reward_loss = conservative_td_loss(
+            q_data[:n_c],
+            y_r,
+            q_prop[:n_c],
+            upper_bound=False,
+            weight=alpha_cql,
+            temperature=self.cql_temperature,
+            log_density=log_density,
+        )
+        cost_loss = conservative_td_loss(
+            q_data[n_c:],
+            y_c,
+            q_prop[n_c:],
+            upper_bound=True,
+            weight=beta_cql,
+            temperature=self.cql_temperature,
+            log_density=log_density,
+        )
+        self.critic.optimizer.zero_grad()
+        (reward_loss.loss + cost_loss.loss).backward()
+        self.critic.optimizer.step()
+        self._tune_cql_weight(self.log_alpha_cql, self.alpha_cql_optimizer, reward_loss.penalty, self.cql_alpha_threshold)
+        self._tune_cql_weight(self.log_beta_cql, self.beta_cql_optimizer, cost_loss.penalty, self.cql_beta_threshold)
+
+        # --- actor: maximise Q_r - lambda Q_c + entropy, with the just-updated critics
+        lam = self.lagrange.value.to(features.dtype)
+        q_pi = self.critic.q_values(features.detach(), a_pi)  # (2n, B)
+        q_r_pi = q_pi[:n_c].min(dim=0).values
+        q_c_pi = q_pi[n_c:].max(dim=0).values
+        actor_loss = (ent_coef * logp_pi - q_r_pi + lam * q_c_pi).mean()
+        self.actor.optimizer.zero_grad()
+        actor_loss.backward()
+        self.actor.optimizer.step()
+
+        # --- dual ascent on lambda with the critic's estimate of the policy's discounted cost
+        cost_estimate = q_c_pi.detach().mean()
+        self.lagrange.update(cost_estimate)
+
+        if update_target:
+            polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+            polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+
+        return th.stack(
+            [
+                reward_loss.loss.detach(),
+                cost_loss.loss.detach(),
+                reward_loss.penalty.detach(),
+                cost_loss.penalty.detach(),
+                actor_loss.detach(),
+                ent_coef.reshape(()),
+                lam,
+                alpha_cql,
+                beta_cql,
+                cost_estimate,
+            ]
+        )
+
+    def _tune_cql_weight(
+        self, log_w: th.Tensor, optimizer: th.optim.Optimizer | None, penalty: th.Tensor, threshold: float | None
+    ) -> None:
+        # CQL(H) with Lagrange: min over log w of  -w * (penalty / n_critics - threshold).
+        if optimizer is None or threshold is None:
+            return
+        gap = penalty.detach() / self.policy.n_critics - threshold
+        loss = -(log_w.exp() * gap)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        with th.no_grad():
+            log_w.clamp_(max=math.log(1e6))
+
+    # ------------------------------------------------------------------ rollout bookkeeping
+
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, BaseCallback]:
+        result = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+        if self.ep_cost_buffer is None or reset_num_timesteps:
+            self.ep_cost_buffer = deque(maxlen=self._stats_window_size)
+        self._ep_cost = np.zeros(self.n_envs, dtype=np.float64)
+        return result
+
+    def _update_info_buffer(self, infos: list[dict[str, Any]], dones: np.ndarray | None = None) -> None:
+        super()._update_info_buffer(infos, dones)
+        if dones is None:
+            return
+        self._ep_cost += np.array([get_cost(info, self.cost_key) for info in infos])
+        for i in np.flatnonzero(dones):
+            assert self.ep_cost_buffer is not None
+            self.ep_cost_buffer.append(float(self._ep_cost[i]))
+            self._ep_cost[i] = 0.0
+
+    def _dump_logs(self) -> None:
+        if self.ep_cost_buffer:
+            self.logger.record("rollout/ep_cost_mean", safe_mean(list(self.ep_cost_buffer)))
+        self.logger.record("rollout/lambda", float(self.lagrange.value))
+        super()._dump_logs()
+
+    def learn(
+        self: SelfCQLLag,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "CQLLag",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfCQLLag:
+        """Train online (SB3's loop); after :meth:`learn_offline` this continues from the offline data."""
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+    # ------------------------------------------------------------------ offline
+
+    def learn_offline(
+        self: SelfCQLLag,
+        dataset: OfflineDataset | Mapping[str, Any] | str | Any | None,
+        gradient_steps: int,
+        *,
+        batch_size: int | None = None,
+        log_interval: int = 1000,
+        progress_bar: bool = False,
+        tb_log_name: str = "CQLLag_offline",
+    ) -> SelfCQLLag:
+        """Train from a fixed dataset, then ``learn()`` can continue online on the same replay buffer.
+
+        Args:
+            dataset: an :class:`OfflineDataset`, a DSRL-style dict of arrays, a Minari dataset or its id
+                (see :func:`~shieldgym.algos.cqllag.datasets.load_offline_dataset`), or ``None`` to keep
+                training on what the replay buffer already holds.
+            gradient_steps: number of updates (>= 1).
+            batch_size: default: the model's ``batch_size``.
+            log_interval: dump the logger every this many updates.
+            progress_bar: show a tqdm bar.
+            tb_log_name: tensorboard run name (when ``tensorboard_log`` is set).
+
+        Returns:
+            ``self``.
+        """
+        if int(gradient_steps) < 1:
+            raise ValueError(f"gradient_steps must be >= 1, got {gradient_steps!r}.")
+        if dataset is not None:
+            data = dataset if isinstance(dataset, OfflineDataset) else load_offline_dataset(dataset, cost_key=self.cost_key)
+            self.add_offline_data(data)
+        if self.replay_buffer.size() == 0:
+            raise ValueError("learn_offline: the replay buffer is empty; pass a dataset.")
+        if getattr(self, "_logger", None) is None:
+            self.set_logger(configure_logger(self.verbose, self.tensorboard_log, tb_log_name, True))
+        batch_size = batch_size or self.batch_size
+        pbar = None
+        if progress_bar:
+            from tqdm.auto import tqdm
+
+            pbar = tqdm(total=int(gradient_steps), desc="CQLLag offline", unit="step")
+        done = 0
+        try:
+            while done < gradient_steps:
+                chunk = min(int(log_interval), int(gradient_steps) - done)
+                self.train(chunk, batch_size=batch_size)
+                done += chunk
+                self.logger.record("offline/gradient_steps", done)
+                self.logger.dump(step=self._n_updates)
+                if pbar is not None:
+                    pbar.update(chunk)
+        finally:
+            if pbar is not None:
+                pbar.close()
+        return self
+
+    def add_offline_data(self, data: OfflineDataset) -> int:
+        """Put an :class:`OfflineDataset` into the replay buffer (actions rescaled to [-1, 1]); returns the count."""
+        data.check_spaces(self.observation_space, self.action_space)
+        actions = np.clip(self.policy.scale_action(np.asarray(data.actions, dtype=np.float32)), -1.0, 1.0)
+        return self.replay_buffer.extend_transitions(
+            data.observations,  # type: ignore[arg-type]
+            actions,
+            data.rewards,
+            data.costs,
+            data.next_observations,  # type: ignore[arg-type]
+            data.terminals.astype(np.float32),
+        )
+
+    # ------------------------------------------------------------------ inference
+
+    def cost_critic(self, reduce: Literal["max", "mean", "min"] = "max") -> CostCritic:
+        """The cost critic as the shield's risk function ``critic(obs_batch, action_batch) -> (B,)``.
+
+        Pass it to :class:`~shieldgym.ShieldWrapper`: ``ShieldWrapper(env, model.cost_critic())``.
+
+        Actions are in the env's units. ``reduce`` combines the twin cost critics (``"max"`` = pessimistic).
+        """
+        return CostCritic(self.policy, reduce=reduce)
+
+    def safe_predict(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        n_samples: int = 16,
+        threshold: float | None = None,
+        seed: int | None = None,
+    ) -> np.ndarray:
+        """Pick, among ``n_samples`` policy actions, the best ``Q_r`` one whose ``Q_c <= threshold``.
+
+        The deterministic (mean) action is always one of the candidates. If no candidate passes, the
+        one with the lowest ``Q_c`` is returned.
+
+        Args:
+            observation: one observation or a batch.
+            n_samples: candidates per observation (>= 1).
+            threshold: ``epsilon`` on the discounted-cost scale; default ``cost_limit_discounted``.
+            seed: seed of the candidate sampling (reproducible picks).
+
+        Returns:
+            Actions in the env's units, shaped like :meth:`predict`'s.
+        """
+        if int(n_samples) < 1:
+            raise ValueError(f"n_samples must be >= 1, got {n_samples!r}.")
+        eps = float(self.cost_limit_discounted if threshold is None else threshold)  # type: ignore[arg-type]
+        n_c = self.policy.n_critics
+        obs_tensor, vectorized = self.policy.obs_to_tensor(observation)
+        generator = th.Generator(device=self.device)
+        if seed is not None:
+            generator.manual_seed(int(seed))
+        else:
+            generator.seed()
+        with th.no_grad():
+            mean, log_std, _ = self.actor.get_action_dist_params(obs_tensor)  # (B, A)
+            noise = th.randn((int(n_samples), *mean.shape), generator=generator, device=mean.device)
+            noise[0] = 0.0  # candidate 0: the deterministic action
+            candidates = th.tanh(mean + log_std.exp() * noise)  # (K, B, A)
+            k, bsz, adim = candidates.shape
+            features = self.critic.features(obs_tensor)
+            q = self.critic.q_values(features.repeat(k, 1), candidates.reshape(k * bsz, adim)).reshape(2 * n_c, k, bsz)
+            q_r, q_c = q[:n_c].min(dim=0).values, q[n_c:].max(dim=0).values  # (K, B)
+            ok = q_c <= eps
+            best_safe = th.where(ok, q_r, th.full_like(q_r, -math.inf)).argmax(dim=0)
+            least_risky = q_c.argmin(dim=0)
+            pick = th.where(ok.any(dim=0), best_safe, least_risky)  # (B,)
+            chosen = candidates[pick, th.arange(bsz, device=pick.device)]
+        actions = self.policy.unscale_action(chosen.cpu().numpy())
+        if not vectorized:
+            actions = actions.squeeze(axis=0)
+        return actions
+
+    # ------------------------------------------------------------------ save / load
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "actor", "critic", "critic_target", "_ep_cost"]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        state_dicts = ["policy", "actor.optimizer", "critic.optimizer", "lagrange"]
+        variables = ["log_alpha_cql", "log_beta_cql"]
+        if self.ent_coef_optimizer is not None:
+            variables.append("log_ent_coef")
+            state_dicts.append("ent_coef_optimizer")
+        else:
+            variables.append("ent_coef_tensor")
+        if self.alpha_cql_optimizer is not None:
+            state_dicts.append("alpha_cql_optimizer")
+        if self.beta_cql_optimizer is not None:
+            state_dicts.append("beta_cql_optimizer")
+        return state_dicts, variables
+
+    def save(
+        self,
+        path: str | pathlib.Path | io.BufferedIOBase,
+        exclude: Any = None,
+        include: Any = None,
+    ) -> None:
+        """Save like SB3, atomically: the zip is written to a temporary file then moved over ``path``.
+
+        A failed save leaves any previous file at ``path`` intact.
+        """
+        if isinstance(path, io.BufferedIOBase):
+            super().save(path, exclude=exclude, include=include)
+            return
+        target = pathlib.Path(path)
+        if target.suffix == "":
+            target = target.with_suffix(".zip")  # SB3's naming rule
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".zip", dir=target.parent)
+        os.close(fd)
+        try:
+            super().save(tmp_name, exclude=exclude, include=include)
+            os.replace(tmp_name, target)
+        except BaseException:
+            if os.path.exists(tmp_name):
+                os.remove(tmp_name)
+            raise
+
+    @classmethod
+    def load(  # type: ignore[override]
+        cls: type[SelfCQLLag],
+        path: str | pathlib.Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> SelfCQLLag:
+        """Load a CQLLag checkpoint (SB3's ``load``), after checking it is one.
+
+        Raises:
+            CheckpointError: the file is missing, truncated/corrupt, or saved by another algorithm.
+        """
+        if not isinstance(path, io.BufferedIOBase):
+            _check_checkpoint(pathlib.Path(path), custom_objects)
+        return super().load(
+            path,
+            env=env,
+            device=device,
+            custom_objects=custom_objects,
+            print_system_info=print_system_info,
+            force_reset=force_reset,
+            **kwargs,
+        )
+
+
+def _check_checkpoint(path: pathlib.Path, custom_objects: dict[str, Any] | None) -> None:
+    if not path.exists() and path.suffix == "":
+        path = path.with_suffix(".zip")
+    if not path.is_file():
+        raise CheckpointError(f"No CQLLag checkpoint at {str(path)!r} (file not found).")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            broken = archive.testzip()
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise CheckpointError(f"{str(path)!r} is not a readable CQLLag checkpoint (truncated or corrupt zip: {exc}).") from exc
+    if broken is not None:
+        raise CheckpointError(f"{str(path)!r} is corrupt: member {broken!r} fails its CRC check.")
+    if "data" not in names or "policy.pth" not in names:
+        raise CheckpointError(
+            f"{str(path)!r} is not a complete SB3 checkpoint (truncated or corrupt: no 'data' and 'policy.pth' members; "
+            f"found {sorted(names)[:5]})."
+        )
+    try:
+        data, params, _ = load_from_zip_file(path, device="cpu", custom_objects=custom_objects, load_data=True)
+    except Exception as exc:  # anything the SB3 reader raises means the file cannot be used
+        raise CheckpointError(f"{str(path)!r} could not be read as a CQLLag checkpoint: {exc}") from exc
+    policy_class = (data or {}).get("policy_class")
+    if not (isinstance(policy_class, type) and issubclass(policy_class, CQLLagPolicy)) or "lagrange" not in params:
+        name = getattr(policy_class, "__qualname__", repr(policy_class))
+        raise CheckpointError(
+            f"{str(path)!r} was saved by another algorithm (policy class {name}); load it with that algorithm's load()."
+        )

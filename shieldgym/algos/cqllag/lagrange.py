@@ -1,0 +1,164 @@
+"""Lagrange multipliers for the cost constraint of CQLLag.
+
+The constrained problem ``max_pi J_r(pi)  s.t.  J_c(pi) <= d`` is solved through its Lagrangian
+``min_{lambda >= 0} max_pi J_r(pi) - lambda * (J_c(pi) - d)``: the policy ascends the Lagrangian for
+fixed ``lambda`` and ``lambda`` descends it, i.e. rises while the constraint is violated.
+
+Two updaters, both ``nn.Module`` so their state saves with the model:
+
+* :class:`LagrangeMultiplier`: projected gradient ascent on the dual,
+  ``lambda <- max(0, lambda + lr * (J_c - d))``;
+* :class:`PIDLagrangeMultiplier`: the PID Lagrangian of Stooke, Achiam and Abbeel (2020),
+  "Responsive Safety in Reinforcement Learning by PID Lagrangian Methods", Algorithm 2, which damps
+  the oscillation of plain dual ascent with a proportional and a derivative term.
+
+Example:
+    >>> lag = LagrangeMultiplier(limit=1.0, lr=0.5)
+    >>> float(lag.update(3.0)), float(lag.update(3.0)), float(lag.update(0.0))
+    (1.0, 2.0, 1.5)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["LagrangeMultiplier", "PIDLagrangeMultiplier", "discounted_cost_limit"]
+
+
+def discounted_cost_limit(episode_limit: float, gamma: float, episode_length: int) -> float:
+    """Convert a per-episode cost limit ``d`` to the discounted scale of a cost critic.
+
+    Assuming the cost is spread evenly over an episode of ``T`` steps (``d / T`` per step), its
+    discounted sum from the first step is
+
+        d_disc = (d / T) * sum_{t<T} gamma^t = d * (1 - gamma^T) / ((1 - gamma) * T).
+
+    >>> round(discounted_cost_limit(25.0, 0.99, 1000), 4)
+    2.4999
+
+    Args:
+        episode_limit: ``d``, the allowed undiscounted cost per episode (>= 0).
+        gamma: discount factor in ``(0, 1]``.
+        episode_length: ``T`` (>= 1).
+
+    Returns:
+        The discounted limit ``d_disc``.
+    """
+    if not (math.isfinite(episode_limit) and episode_limit >= 0):
+        raise ValueError(f"cost_limit must be a finite number >= 0, got {episode_limit!r}.")
+    if not (0.0 < gamma <= 1.0):
+        raise ValueError(f"gamma must be in (0, 1], got {gamma!r}.")
+    if int(episode_length) < 1:
+        raise ValueError(f"episode_length must be >= 1, got {episode_length!r}.")
+    if gamma == 1.0:
+        return float(episode_limit)
+    t = int(episode_length)
+    return float(episode_limit * (1.0 - gamma**t) / ((1.0 - gamma) * t))
+
+
+class LagrangeMultiplier(nn.Module):
+    """``lambda >= 0`` by projected dual ascent: ``lambda <- max(0, lambda + lr * (J_c - d))``.
+
+    Args:
+        limit: the constraint threshold ``d`` on the scale of the cost estimates passed to :meth:`update`.
+        lr: dual step size (> 0).
+        init: initial ``lambda`` (>= 0).
+        max_value: optional upper clip of ``lambda`` (keeps the actor loss bounded).
+
+    ``update`` takes a float or a 0-dim tensor and performs no host synchronisation for tensors.
+    """
+
+    value: torch.Tensor
+
+    def __init__(self, limit: float, lr: float = 1e-3, init: float = 0.0, max_value: float | None = None) -> None:
+        super().__init__()
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"lambda_lr must be a finite number > 0, got {lr!r}.")
+        if not (math.isfinite(init) and init >= 0):
+            raise ValueError(f"lambda_init must be a finite number >= 0, got {init!r}.")
+        if max_value is not None and not max_value >= init:
+            raise ValueError(f"lambda_max must be >= lambda_init ({init}), got {max_value!r}.")
+        self.limit, self.lr, self.max_value = float(limit), float(lr), max_value
+        self.register_buffer("value", torch.tensor(float(init), dtype=torch.float64))
+
+    def _clip(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clamp(min=0.0, max=self.max_value)
+
+    @torch.no_grad()
+    def update(self, cost_estimate: float | torch.Tensor) -> torch.Tensor:
+        """One dual step with the current estimate ``J_c`` of the policy's cost; returns the new ``lambda``."""
+        cost = torch.as_tensor(cost_estimate, dtype=self.value.dtype, device=self.value.device)
+        self.value.copy_(self._clip(self.value + self.lr * (cost - self.limit)))
+        return self.value
+
+    def extra_repr(self) -> str:
+        return f"limit={self.limit}, lr={self.lr}, max_value={self.max_value}"
+
+
+class PIDLagrangeMultiplier(LagrangeMultiplier):
+    """PID Lagrangian (Stooke et al., 2020, Algorithm 2).
+
+    With ``delta_k = J_c - d``::
+
+        I_k      = max(0, I_{k-1} + delta_k)                 # integral (the plain dual variable / ki)
+        D_k      = max(0, Jbar_k - Jbar_{k-1})               # cost increase, smoothed by an EMA Jbar
+        lambda_k = clip(kp * delta_k + ki * I_k + kd * D_k, 0, max_value)
+
+    ``kp = kd = 0`` and ``ki = lr`` recovers :class:`LagrangeMultiplier` (for ``init = 0``).
+
+    Args:
+        limit: threshold ``d``.
+        kp: proportional gain.
+        ki: integral gain.
+        kd: derivative gain.
+        ema_decay: smoothing of ``J_c`` for the derivative term (0 = no smoothing).
+        init: initial ``lambda`` (sets the integral to ``init / ki``).
+        max_value: optional upper clip.
+    """
+
+    integral: torch.Tensor
+    cost_ema: torch.Tensor
+    prev_cost_ema: torch.Tensor
+    n_updates: torch.Tensor
+
+    def __init__(
+        self,
+        limit: float,
+        kp: float = 0.0,
+        ki: float = 1e-3,
+        kd: float = 0.0,
+        ema_decay: float = 0.0,
+        init: float = 0.0,
+        max_value: float | None = None,
+    ) -> None:
+        super().__init__(limit, lr=ki, init=init, max_value=max_value)
+        for name, gain in (("kp", kp), ("kd", kd)):
+            if not (math.isfinite(gain) and gain >= 0):
+                raise ValueError(f"PID gain {name} must be a finite number >= 0, got {gain!r}.")
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay!r}.")
+        self.kp, self.ki, self.kd, self.ema_decay = float(kp), float(ki), float(kd), float(ema_decay)
+        self.register_buffer("integral", torch.tensor(init / ki, dtype=torch.float64))
+        self.register_buffer("cost_ema", torch.tensor(0.0, dtype=torch.float64))
+        self.register_buffer("prev_cost_ema", torch.tensor(0.0, dtype=torch.float64))
+        self.register_buffer("n_updates", torch.tensor(0, dtype=torch.int64))
+
+    @torch.no_grad()
+    def update(self, cost_estimate: float | torch.Tensor) -> torch.Tensor:
+        cost = torch.as_tensor(cost_estimate, dtype=self.value.dtype, device=self.value.device)
+        delta = cost - self.limit
+        self.integral.copy_((self.integral + delta).clamp(min=0.0))
+        # EMA of the cost; the first update initialises it, so D_1 = 0.
+        first = self.n_updates == 0
+        self.prev_cost_ema.copy_(torch.where(first, cost, self.cost_ema))
+        self.cost_ema.copy_(torch.where(first, cost, self.ema_decay * self.cost_ema + (1.0 - self.ema_decay) * cost))
+        derivative = (self.cost_ema - self.prev_cost_ema).clamp(min=0.0)
+        self.value.copy_(self._clip(self.kp * delta + self.ki * self.integral + self.kd * derivative))
+        self.n_updates += 1
+        return self.value
+
+    def extra_repr(self) -> str:
+        return f"limit={self.limit}, kp={self.kp}, ki={self.ki}, kd={self.kd}, ema_decay={self.ema_decay}"
