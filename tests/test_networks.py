@@ -48,3 +48,19 @@ def test_gradients_reach_every_member():
     q(torch.randn(4, 3), torch.randn(4, 2)).sum().backward()
     for p in q.parameters():
         assert p.grad is not None and (p.grad.abs().sum(dim=tuple(range(1, p.dim()))) > 0).all()
+
+
+def test_inplace_activation_gives_the_same_gradients_as_out_of_place():
+    torch.manual_seed(3)
+    q = QEnsemble(5, 2, n_critics=3, net_arch=(16, 16))
+    assert all(m.inplace for m in q.mlp.net if isinstance(m, nn.ReLU))
+    f, a = torch.randn(9, 5), torch.randn(9, 2)
+    q(f, a).pow(2).sum().backward()
+    grads = [p.grad.clone() for p in q.parameters()]
+    q.zero_grad()
+    for m in q.mlp.net:
+        if isinstance(m, nn.ReLU):
+            m.inplace = False
+    q(f, a).pow(2).sum().backward()
+    for g, p in zip(grads, q.parameters()):
+        torch.testing.assert_close(g, p.grad)

@@ -74,7 +74,12 @@ class EnsembleMLP(nn.Module):
         sizes = [in_dim, *net_arch]
         layers: list[nn.Module] = []
         for a, b in itertools.pairwise(sizes):
-            layers += [EnsembleLinear(n_members, a, b), activation()]
+            act = activation()
+            if hasattr(act, "inplace"):
+                # The matmul's output is not needed for its own backward, so the activation may overwrite
+                # it: one (E, B, hidden) tensor less per layer on the CQL hot path.
+                act.inplace = True
+            layers += [EnsembleLinear(n_members, a, b), act]
         layers.append(EnsembleLinear(n_members, sizes[-1], out_dim))
         self.net = nn.Sequential(*layers)
 
