@@ -11,7 +11,9 @@ Public API (imported lazily, so ``import shieldgym`` stays fast)::
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from shieldgym._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -42,17 +44,7 @@ __all__ = ["__version__", *sorted(_LAZY)]
 importlib.import_module("shieldgym.envs")
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'shieldgym' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs only

@@ -6,9 +6,7 @@ The protocol, calibration and fitting names are imported lazily (they pull in to
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from shieldgym._lazy import lazy_exports
 from shieldgym.critics.losses import ConservativeTDLoss, bellman_target, conservative_td_loss
 from shieldgym.critics.networks import EnsembleLinear, EnsembleMLP, QEnsemble
 
@@ -34,8 +32,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'shieldgym.critics' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -3,8 +3,7 @@ data collection into Minari datasets. Names are imported lazily."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from shieldgym._lazy import lazy_exports
 
 _LAZY: dict[str, str] = {
     "ContrastiveData": "shieldgym.pretrain.infonce",
@@ -20,8 +19,4 @@ _LAZY: dict[str, str] = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'shieldgym.pretrain' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -10,8 +10,9 @@ Names are imported lazily: ``import shieldgym.vlpm`` does not import transformer
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from shieldgym._lazy import lazy_exports
 
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
@@ -47,17 +48,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'shieldgym.vlpm' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs only

@@ -5,10 +5,9 @@ Names are imported lazily so that, e.g., the cost wrappers never pull in torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from shieldgym._lazy import lazy_exports
 
-# public name -> module (each family's owner adds its names here)
+# public name -> module that defines it
 _LAZY: dict[str, str] = {
     "CostWrapper": "shieldgym.wrappers.cost",
     "CostEpisodeStatistics": "shieldgym.wrappers.cost",
@@ -29,8 +28,4 @@ _LAZY: dict[str, str] = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'shieldgym.wrappers' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
