@@ -40,9 +40,6 @@ def test_require_names_the_install_command(monkeypatch):
         require("safety_gymnasium")
 
 
-import subprocess, sys
-
-
 def test_import_shieldgym_registers_the_gym_namespace():
     code = "import gymnasium as gym, shieldgym; print(gym.spec('shieldgym/SafetyPointGoal1-v0').id)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
