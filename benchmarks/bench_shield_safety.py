@@ -24,34 +24,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch
 
 from shieldgym.report import format_table, machine_header, machine_info, plot_summary
-from shieldgym.shield_eval import ShieldEvalConfig, ShieldEvalResult, run_shield_eval
+from shieldgym.shield_eval import SHIELD_CONFIGS, ShieldEvalResult, run_shield_eval, shield_config
 
 RESULTS = Path(__file__).parent / "results"
 
-# Critic inputs that determine the cost: PointGoal's velocimeter, gyro and hazard lidar (the goal and
-# vase lidars and the accelerometer only add noise); all 8 entries of BallCircle's observation
-# (position, velocity, spin, distance to the circle).
-POINT_GOAL_FEATURES = tuple(range(3, 9)) + tuple(range(28, 44))
+# Reset seeds of the short runs on which the fixed settings (e.g. a fixed threshold) were chosen.
+TUNING_SEEDS = "20000..20009"
 
-CONFIGS = {
-    "SafetyPointGoal1-v0": dict(
-        collect_episodes=40,
-        gamma=0.9,
-        label_horizon=10,
-        target_rate=0.1,
-        next_action="data",
-        fit_steps=4_000,
-        feature_index=POINT_GOAL_FEATURES,
-    ),
-    "SafetyBallCircle-v0": dict(
-        collect_episodes=80,
-        gamma=0.95,
-        label_horizon=10,
-        target_rate=0.1,
-        next_action="data",
-        fit_steps=4_000,
-    ),
-}
 COLUMNS = [
     ("env_id", "task"),
     "variant",
@@ -66,7 +45,7 @@ COLUMNS = [
 
 
 def verdict(result: ShieldEvalResult) -> dict[str, float | bool]:
-    bare, shielded = result.rows
+    bare, shielded = result.rows[:2]
     cost_red = 1.0 - shielded["cost_mean"] / bare["cost_mean"] if bare["cost_mean"] > 0 else float("nan")
     ret_kept = shielded["ret_mean"] / bare["ret_mean"] if bare["ret_mean"] != 0 else float("nan")
     return {"cost_reduction": cost_red, "return_kept": ret_kept, "cost_met": cost_red >= 0.8, "return_met": ret_kept >= 0.7}
@@ -84,20 +63,39 @@ def describe(result: ShieldEvalResult) -> str:
     wall = ", ".join(f"{k} {s:.0f} s" for k, s in result.seconds.items())
     red = v["cost_reduction"]
     change = f"cost reduced by {red:.1%}" if red >= 0 else f"cost increased by {-red:.1%}"
+    inputs = "raw observation" if c.critic_features == "obs" else f"observation + {c.critic_features!r} features"
+    if result.calibration is None:
+        calib_line = (
+            f"- threshold: fixed at {result.threshold:.3f} (chosen on 10-episode tuning runs with reset seeds "
+            f"{TUNING_SEEDS}, disjoint from the evaluation seeds below; the conformal threshold for target rate "
+            f"{c.target_rate} vetoes too late for this critic, see docs/shield.md)"
+        )
+    else:
+        calib_line = (
+            f"- calibration: unsafe = a cost within {c.label_horizon} steps, decisions taken outside violation; "
+            f"target rate {c.target_rate}; threshold {result.threshold:.3f}; unsafe passed on the held-out part "
+            f"{cal.get('achieved_rate_heldout', float('nan')):.3f} (unsafe examples: {cal.get('n_unsafe_calibration', '-')} "
+            f"calibration, {cal.get('n_unsafe_heldout', '-')} held-out); safe actions passed "
+            f"{cal.get('safe_pass_rate_heldout', float('nan')):.3f}"
+        )
+    backup_line = (
+        f"- backup: {c.backup} {dict(c.backup_kwargs)} (task-specific: goal lidar pull, hazard-lidar repulsion with "
+        "swirl, brake when closing faster than it can stop)"
+        if c.backup == "lidar_navigation"
+        else f"- backup: {c.backup} over {c.n_candidates} candidates (brake action and shrunk proposals included)"
+    )
     lines = [
         f"### {c.env_id}",
         "",
         f"- data: {c.collect_episodes} episodes ({result.n_transitions} transitions, seeds {c.seed}..{last_seed}), "
-        f"{c.random_prob:.0%} uniform random actions, Gaussian noise sd {c.noise_std} x range on the rest; "
+        f"{c.random_prob:.0%} of the steps start a uniform random action held for {c.hold_steps} step(s), Gaussian "
+        f"noise sd {c.noise_std} x range on the rest; "
         f"{1 - c.calib_fraction:.0%} of the episodes fit the critic, the rest calibrate it",
         f"- critic: {c.n_critics} x MLP {list(c.net_arch)}, gamma {c.gamma}, a' = {c.next_action}, conservative weight "
-        f"{c.conservative_weight}, {c.fit_steps} steps of batch {c.batch_size}, features {features}",
-        f"- calibration: unsafe = a cost within {c.label_horizon} steps, decisions taken outside violation; "
-        f"target rate {c.target_rate}; threshold {result.threshold:.3f}; unsafe passed on the held-out part "
-        f"{cal.get('achieved_rate_heldout', float('nan')):.3f} (unsafe examples: {cal.get('n_unsafe_calibration', '-')} "
-        f"calibration, {cal.get('n_unsafe_heldout', '-')} held-out); safe actions passed "
-        f"{cal.get('safe_pass_rate_heldout', float('nan')):.3f}",
-        f"- backup: {c.backup} over {c.n_candidates} candidates (brake action and shrunk proposals included)",
+        f"{c.conservative_weight}, {c.fit_steps} steps of batch {c.batch_size}, {inputs}, "
+        f"inputs {features}",
+        calib_line,
+        backup_line,
         f"- evaluation: {c.eval_episodes} episodes per variant, reset seeds {eval_seed}..{eval_seed + c.eval_episodes - 1}",
         f"- wall time: {wall}",
         f"- **{change}** (target: reduced by >= 80%: {_target(v['cost_reduction'], 0.8)}); "
@@ -110,9 +108,12 @@ def describe(result: ShieldEvalResult) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes per variant")
-    parser.add_argument("--tasks", nargs="+", default=list(CONFIGS))
+    parser.add_argument("--tasks", nargs="+", default=list(SHIELD_CONFIGS))
     parser.add_argument("--quick", action="store_true", help="tiny data and fit (a smoke run, not a result)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--eval-seed", type=int, default=30_000, help="first evaluation reset seed (never used while tuning the settings)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     info = machine_info()
@@ -120,10 +121,8 @@ def main() -> None:
     t0 = time.perf_counter()
     results: list[ShieldEvalResult] = []
     for task in args.tasks:
-        kw = dict(CONFIGS[task])
-        if args.quick:
-            kw.update(collect_episodes=4, fit_steps=50)
-        config = ShieldEvalConfig(task, eval_episodes=args.episodes, **kw)  # type: ignore[arg-type]
+        quick = dict(collect_episodes=4, fit_steps=50) if args.quick else {}
+        config = shield_config(task, eval_episodes=args.episodes, eval_seed=args.eval_seed, **quick)
         result = run_shield_eval(config, progress=True)
         results.append(result)
         print(format_table(result.rows, COLUMNS))

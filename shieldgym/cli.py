@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import importlib
 import importlib.util
 import shlex
@@ -38,8 +39,10 @@ from shieldgym.errors import ShieldgymError
 from shieldgym.evaluation import Policy, rollout, summarize
 
 __all__ = [
+    "DEFAULT_BENCHMARK_SEED",
     "DEFAULT_TASKS",
     "DEFAULT_VARIANTS",
+    "SHIELD_TASKS",
     "VARIANTS",
     "Variant",
     "build_parser",
@@ -49,7 +52,7 @@ __all__ = [
 ]
 
 # The main job's tasks: navigation and velocity tasks from Safety-Gymnasium (MuJoCo) and five
-# Bullet-Safety-Gym tasks; with 15 episodes each the whole run takes about 2-4 minutes on 2 CPU cores.
+# Bullet-Safety-Gym tasks.
 DEFAULT_TASKS: tuple[str, ...] = (
     "SafetyPointGoal1-v0",
     "SafetyCarGoal1-v0",
@@ -63,9 +66,16 @@ DEFAULT_TASKS: tuple[str, ...] = (
     "SafetyBallReach-v0",
     "SafetyCarRun-v0",
 )
-DEFAULT_EPISODES = 15
-# Variants the main job runs by default (names registered with register_variant).
-DEFAULT_VARIANTS: tuple[str, ...] = ("random",)
+DEFAULT_EPISODES = 10
+# Variants the main job runs by default (names registered with register_variant): a random baseline on every
+# task, and on the tasks with a scripted task policy that ignores the constraint, that policy alone and inside
+# a shield whose cost critic is fitted on the spot.
+DEFAULT_VARIANTS: tuple[str, ...] = ("random", "task", "shielded")
+# Evaluation reset seeds start here, apart from the seeds the shield's data collection uses (0, 1, ...).
+DEFAULT_BENCHMARK_SEED = 1000
+# Tasks with a scripted task policy and recorded shield settings (keys of shieldgym.shield_eval.SHIELD_CONFIGS,
+# listed here so that building the parser imports no torch).
+SHIELD_TASKS: tuple[str, ...] = ("SafetyPointGoal1-v0", "SafetyBallCircle-v0")
 
 # Columns of the benchmark table: (row key, header, format).
 BENCHMARK_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -134,8 +144,38 @@ def register_variant(variant: Variant) -> None:
     VARIANTS[variant.name] = variant
 
 
+def _task_policy_variant(env_id: str, env: gym.Env, seed: int) -> tuple[gym.Env, Policy | None]:
+    from shieldgym.shield_eval import TASK_POLICIES
+
+    return env, TASK_POLICIES[env_id]
+
+
+@functools.cache
+def _prepared_shield(env_id: str) -> Any:
+    # One critic per task and process: collect noisy task-policy data, fit, set the threshold.
+    from shieldgym.shield_eval import prepare_shield, shield_config
+
+    return prepare_shield(shield_config(env_id), progress=True)
+
+
+def _shielded_variant(env_id: str, env: gym.Env, seed: int) -> tuple[gym.Env, Policy | None]:
+    prepared = _prepared_shield(env_id)
+    return prepared.wrap(env), prepared.policy
+
+
 register_variant(Variant("random", lambda env_id, env, seed: (env, None), description="uniform random actions"))
 register_variant(Variant("zero", lambda env_id, env, seed: (env, _zero_policy(env)), description="all-zero actions"))
+register_variant(
+    Variant("task", _task_policy_variant, tasks=SHIELD_TASKS, description="scripted task policy that ignores the cost")
+)
+register_variant(
+    Variant(
+        "shielded",
+        _shielded_variant,
+        tasks=SHIELD_TASKS,
+        description="the task policy inside ShieldWrapper with a cost critic fitted on noisy task-policy data",
+    )
+)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -385,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS), metavar="ENV_ID")
     p.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), metavar="NAME", help=f"({variants_help})")
     p.add_argument("--episodes", type=_positive_int, default=DEFAULT_EPISODES, help="episodes per task and variant")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=DEFAULT_BENCHMARK_SEED, help="episode i is reset with seed + i")
     p.add_argument("--out", default=None, help="write benchmark.md, benchmark.csv and benchmark.png here")
     p.add_argument("--resume", action="store_true", help="skip (task, variant) pairs already in OUT/benchmark.csv")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -36,14 +36,22 @@ import numpy as np
 from shieldgym.costs.base import get_cost
 
 __all__ = [
+    "CRITIC_FEATURES",
+    "POINT_GOAL_FEATURES",
+    "SHIELD_CONFIGS",
     "TASK_POLICIES",
+    "FeatureCritic",
+    "HazardMarginFeatures",
+    "PreparedShield",
     "ShieldEvalConfig",
     "ShieldEvalResult",
     "circling_policy",
     "collect_transitions",
     "goal_seeking_policy",
     "in_violation",
+    "prepare_shield",
     "run_shield_eval",
+    "shield_config",
     "unsafe_labels",
 ]
 
@@ -57,9 +65,16 @@ def goal_seeking_policy(obs: np.ndarray) -> np.ndarray:
 
     The flat observation is ``accelerometer(3) velocimeter(3) gyro(3) magnetometer(3) goal_lidar(16)
     hazards_lidar(16) vases_lidar(16)``; the goal direction is the lidar-weighted mean bin angle
-    (bin ``i`` covers ``[i, i + 1) * 2 pi / 16`` counter-clockwise from the robot's heading).
+    (bin ``i`` covers ``[i, i + 1) * 2 pi / 16`` counter-clockwise from the robot's heading). When the
+    goal is out of lidar range (all bins 0) it heads back into the arena, towards the objects the hazard
+    and vase lidars see (and reverses when it sees nothing at all).
     """
     goal = obs[12:28]
+    if not goal.any():
+        # goal beyond the lidar's 3 m: head back into the arena (towards what the hazard and vase lidars see)
+        goal = obs[28:44] + obs[44:60]
+        if not goal.any():
+            return np.array([-1.0, 0.0], dtype=np.float32)
     angle = np.arctan2((goal * np.sin(_LIDAR_ANGLES)).sum(), (goal * np.cos(_LIDAR_ANGLES)).sum())
     forward = 1.0 if abs(angle) < np.pi / 3 else 0.2
     return np.array([forward, np.clip(2.0 * angle, -1.0, 1.0)], dtype=np.float32)
@@ -87,6 +102,61 @@ TASK_POLICIES: dict[str, Policy] = {
 
 
 @dataclass(frozen=True)
+class HazardMarginFeatures:
+    """Append ``[d, v_c, m]`` to a Safety-Gymnasium observation: the nearest hazard's distance ``d``
+    (from the strongest hazard-lidar bin, ``(1 - reading) * max_dist``), the closing speed ``v_c``
+    (velocimeter projected on that bin's direction) and the stopping margin
+    ``m = d - radius - max(v_c, 0)^2 / (2 decel)`` (negative: the robot cannot stop before the hazard).
+
+    These are the products of velocity and hazard direction that decide whether the next steps cost;
+    an MLP critic learns them slowly from the raw entries.
+
+    >>> obs = np.zeros(60, np.float32); obs[28] = 0.9; obs[3] = 1.0  # hazard 0.3 m ahead, 1 m/s forward
+    >>> [round(float(x), 3) for x in HazardMarginFeatures()(obs[None])[0, 60:]]
+    [0.3, 0.981, -0.06]
+    """
+
+    lidar_index: tuple[int, ...] = tuple(range(28, 44))
+    velocity_index: tuple[int, int] = (3, 4)
+    max_dist: float = 3.0
+    radius: float = 0.2
+    decel: float = 3.0
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        flat = np.asarray(obs, dtype=np.float32)
+        flat = flat.reshape(len(flat), -1)
+        n = len(self.lidar_index)
+        angles = (np.arange(n) + 0.5) * 2.0 * np.pi / n
+        units = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+        reading = np.clip(flat[:, list(self.lidar_index)], 0.0, 1.0)
+        nearest = reading.argmax(axis=1)
+        dist = (1.0 - reading.max(axis=1)) * self.max_dist
+        closing = (flat[:, list(self.velocity_index)] * units[nearest]).sum(axis=1)
+        margin = dist - self.radius - np.maximum(closing, 0.0) ** 2 / (2.0 * self.decel)
+        return np.concatenate([flat, np.stack([dist, closing, margin], axis=1)], axis=1).astype(np.float32)
+
+
+class FeatureCritic:
+    """A critic fitted on ``features(obs)``, called on raw observations: ``risk = critic(features(obs), a)``."""
+
+    def __init__(self, critic: Any, features: Callable[[np.ndarray], np.ndarray]) -> None:
+        from shieldgym.critics.protocol import as_critic
+
+        self.critic = as_critic(critic)
+        self.features = features
+
+    def __call__(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        return self.critic(self.features(obs), actions)
+
+    def __repr__(self) -> str:
+        return f"FeatureCritic({self.critic!r}, {self.features!r})"
+
+
+#: observation features a critic can be fitted on, by name (``"obs"``: the raw observation)
+CRITIC_FEATURES: dict[str, Callable[[np.ndarray], np.ndarray]] = {"hazard_margin": HazardMarginFeatures()}
+
+
+@dataclass(frozen=True)
 class ShieldEvalConfig:
     """Everything that defines one shielded-vs-unshielded comparison.
 
@@ -95,16 +165,26 @@ class ShieldEvalConfig:
         collect_episodes: episodes of noisy task-policy data (fit + calibration).
         random_prob: probability of a uniformly random action at each collection step.
         noise_std: Gaussian noise (fraction of the action range) on the other collection steps.
+        hold_steps: a uniformly random action is held for this many steps (> 1 makes the data show
+            what an action does when kept up, which a momentum-driven robot needs to tell actions apart).
         calib_fraction: fraction of the collected episodes held out for calibration.
         gamma: cost-to-go discount of the critic.
         fit_steps, batch_size, net_arch, n_critics, conservative_weight, n_action_samples: critic fitting.
-        feature_index: observation entries the critic sees (``None``: all).
+        feature_index: observation entries the critic sees (``None``: all); indices into the
+            observation extended by ``critic_features``.
+        critic_features: ``"obs"`` (the raw observation) or a key of :data:`CRITIC_FEATURES` whose
+            features are appended to the observation the critic is fitted on (the shield then uses a
+            :class:`FeatureCritic`).
         next_action: ``a'`` of the critic's target: ``"min"`` (the least risky of sampled actions, the
             cost-to-go of a shielded continuation) or ``"data"`` (the noisy behaviour policy's next action).
         label_horizon: an action is unsafe when a cost follows within this many steps.
         target_rate: calibration target (fraction of unsafe actions passed).
         threshold: fixed threshold instead of calibrating (``None``: calibrate).
-        backup: ``"closest_safe"`` / ``"min_risk"`` (:class:`~shieldgym.backup.MinRiskBackup`) or ``"brake"``.
+        backup: ``"closest_safe"`` / ``"min_risk"`` (:class:`~shieldgym.backup.MinRiskBackup`), ``"brake"`` or
+            ``"lidar_navigation"`` (:class:`~shieldgym.backup.LidarNavigationBackup`, Safety-Gymnasium goal tasks).
+        backup_kwargs: keyword arguments of the backup, as ``(name, value)`` pairs.
+        reference_backup: also evaluate the backup alone as the policy (a third row, ``"backup only"``),
+            which shows how much of the shielded result the backup would get without the task policy.
         n_candidates: candidates of the min-risk backup.
         eval_episodes: evaluation episodes per variant.
         seed: collection seeds start here (and the critic's and backup's seeds).
@@ -115,6 +195,7 @@ class ShieldEvalConfig:
     collect_episodes: int = 40
     random_prob: float = 0.3
     noise_std: float = 0.3
+    hold_steps: int = 1
     calib_fraction: float = 0.25
     gamma: float = 0.9
     fit_steps: int = 4_000
@@ -124,11 +205,14 @@ class ShieldEvalConfig:
     conservative_weight: float = 0.5
     n_action_samples: int = 4
     feature_index: tuple[int, ...] | None = None
+    critic_features: str = "obs"
     next_action: Literal["min", "data"] = "min"
     label_horizon: int = 3
     target_rate: float = 0.2
     threshold: float | None = None
-    backup: Literal["closest_safe", "min_risk", "brake"] = "closest_safe"
+    backup: Literal["closest_safe", "min_risk", "brake", "lidar_navigation"] = "closest_safe"
+    backup_kwargs: tuple[tuple[str, Any], ...] = ()
+    reference_backup: bool = False
     n_candidates: int = 32
     eval_episodes: int = 20
     seed: int = 0
@@ -155,6 +239,54 @@ class ShieldEvalResult:
         return out
 
 
+# Critic inputs that determine the cost: PointGoal's velocimeter, gyro and hazard lidar (the goal and
+# vase lidars and the accelerometer only add noise) plus the appended hazard distance, closing speed and
+# stopping margin (60, 61, 62: HazardMarginFeatures); all 8 entries of BallCircle's observation
+# (position, velocity, spin, distance to the circle).
+POINT_GOAL_FEATURES: tuple[int, ...] = tuple(range(3, 9)) + tuple(range(28, 44))
+
+# Settings of the recorded shield benchmark per task (benchmarks/bench_shield_safety.py and `shieldgym
+# benchmark` use these). PointGoal1's fixed threshold was chosen on reset seeds 20000..20009.
+SHIELD_CONFIGS: dict[str, dict[str, Any]] = {
+    "SafetyPointGoal1-v0": dict(
+        collect_episodes=40,
+        random_prob=0.1,
+        hold_steps=10,
+        gamma=0.9,
+        conservative_weight=0.0,
+        label_horizon=10,
+        target_rate=0.1,
+        threshold=0.4,
+        next_action="data",
+        fit_steps=4_000,
+        critic_features="hazard_margin",
+        feature_index=(*POINT_GOAL_FEATURES, 60, 61, 62),
+        backup="lidar_navigation",
+        backup_kwargs=(("influence", 0.6), ("repulsion", 2.0), ("swirl", 1.0)),
+        reference_backup=True,
+    ),
+    "SafetyBallCircle-v0": dict(
+        collect_episodes=80,
+        gamma=0.95,
+        label_horizon=10,
+        target_rate=0.1,
+        next_action="data",
+        fit_steps=4_000,
+    ),
+}
+
+
+def shield_config(env_id: str, **overrides: Any) -> ShieldEvalConfig:
+    """The :class:`ShieldEvalConfig` of :data:`SHIELD_CONFIGS` for ``env_id``, with ``overrides`` applied.
+
+    Raises:
+        ValueError: no recorded settings for ``env_id``.
+    """
+    if env_id not in SHIELD_CONFIGS:
+        raise ValueError(f"no shield settings for {env_id!r}; known: {sorted(SHIELD_CONFIGS)}.")
+    return ShieldEvalConfig(env_id, **{**SHIELD_CONFIGS[env_id], **overrides})
+
+
 def collect_transitions(
     env: gym.Env,
     policy: Policy,
@@ -163,9 +295,13 @@ def collect_transitions(
     seed: int = 0,
     random_prob: float = 0.3,
     noise_std: float = 0.3,
+    hold_steps: int = 1,
     progress: bool = False,
 ) -> dict[str, np.ndarray]:
     """Roll out ``policy`` with exploration noise; return flat transition arrays.
+
+    With probability ``random_prob`` a step starts a uniformly random action that is then held for
+    ``hold_steps`` steps; the other steps take ``policy(obs)`` plus Gaussian noise.
 
     Returns:
         ``obs``, ``actions``, ``costs``, ``next_obs``, ``dones`` (terminated, not truncated),
@@ -175,6 +311,8 @@ def collect_transitions(
     space = env.action_space
     if not isinstance(space, gym.spaces.Box):
         raise TypeError(f"collect_transitions needs a Box action space, got {space!r}.")
+    if not isinstance(hold_steps, int) or hold_steps < 1:
+        raise ValueError(f"hold_steps must be a positive int, got {hold_steps!r}.")
     rng = np.random.default_rng(seed)
     span = space.high - space.low
     cols: dict[str, list[Any]] = {k: [] for k in ("obs", "actions", "costs", "next_obs", "dones", "episode")}
@@ -185,10 +323,14 @@ def collect_transitions(
         episodes = tqdm(episodes, desc="collect", unit="ep", leave=False)
     for ep in episodes:
         obs, _ = env.reset(seed=seed + ep)
-        done = False
+        done, left = False, 0
+        held = np.zeros(space.shape)
         while not done:
-            if rng.uniform() < random_prob:
-                action = rng.uniform(space.low, space.high)
+            if left > 0:
+                action, left = held, left - 1
+            elif rng.uniform() < random_prob:
+                action = held = rng.uniform(space.low, space.high)
+                left = hold_steps - 1
             else:
                 action = np.asarray(policy(obs), dtype=np.float64) + noise_std * span * rng.standard_normal(space.shape)
             action = np.clip(action, space.low, space.high).astype(space.dtype)
@@ -239,7 +381,11 @@ def in_violation(costs: np.ndarray, episode: np.ndarray) -> np.ndarray:
 
 def _make_backup(config: ShieldEvalConfig, env: gym.Env) -> Any:
     from shieldgym.backup import BrakeBackup, MinRiskBackup
+    from shieldgym.backup.recovery import LidarNavigationBackup
 
+    if config.backup == "lidar_navigation":
+        # SafetyPointGoal's flat observation: velocimeter 3:6, goal lidar 12:28, hazards lidar 28:44
+        return LidarNavigationBackup(range(28, 44), range(12, 28), (3, 4), **dict(config.backup_kwargs))
     if config.backup == "brake":
         return BrakeBackup.from_env(env)
     if config.backup == "closest_safe":
@@ -247,28 +393,50 @@ def _make_backup(config: ShieldEvalConfig, env: gym.Env) -> Any:
     return MinRiskBackup(config.n_candidates, select="min_risk", seed=config.seed)
 
 
-def run_shield_eval(
+@dataclass
+class PreparedShield:
+    """What :func:`prepare_shield` produces: a fitted critic, its threshold, and how it was obtained.
+
+    Use :meth:`wrap` to put the shield around a fresh env of the same task.
+    """
+
+    config: ShieldEvalConfig
+    policy: Policy
+    critic: Any
+    threshold: float
+    calibration: dict[str, Any] | None
+    n_transitions: int
+    n_unsafe: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def backup(self, env: gym.Env) -> Any:
+        """A new backup policy for ``env``, as the config describes."""
+        return _make_backup(self.config, env)
+
+    def wrap(self, env: gym.Env) -> gym.Env:
+        """``ShieldWrapper(env, critic, backup, threshold)`` with this shield's critic and settings."""
+        from shieldgym.wrappers.shield import ShieldWrapper
+
+        return ShieldWrapper(env, self.critic, self.backup(env), self.threshold)
+
+
+def prepare_shield(
     config: ShieldEvalConfig,
     policy: Policy | None = None,
     *,
     make_env: Callable[[], gym.Env] | None = None,
     progress: bool = True,
-) -> ShieldEvalResult:
-    """Run the whole comparison for one env.
+) -> PreparedShield:
+    """Collect noisy task-policy data, fit the cost critic and choose the threshold (fixed or calibrated).
 
     Args:
         config: the :class:`ShieldEvalConfig`.
         policy: the task policy; ``None`` uses :data:`TASK_POLICIES` for ``config.env_id``.
         make_env: env factory; ``None`` uses ``shieldgym.make(config.env_id)``.
         progress: tqdm progress bars.
-
-    Returns:
-        A :class:`ShieldEvalResult` whose ``rows`` are ``[unshielded, shielded]``.
     """
     from shieldgym.critics.calibration import calibrate_threshold
     from shieldgym.critics.fit import fit_cost_critic
-    from shieldgym.evaluation import rollout, summarize
-    from shieldgym.wrappers.shield import ShieldWrapper
 
     if policy is None:
         if config.env_id not in TASK_POLICIES:
@@ -292,6 +460,7 @@ def run_shield_eval(
         seed=config.seed,
         random_prob=config.random_prob,
         noise_std=config.noise_std,
+        hold_steps=config.hold_steps,
         progress=progress,
     )
     seconds["collect"] = time.perf_counter() - t0
@@ -302,9 +471,19 @@ def run_shield_eval(
     # few steps whatever it is, and those examples would say nothing about which actions lead there.
     decisions = ~in_violation(data["costs"], data["episode"])
 
+    features = None
+    fit_data = {
+        k: v[fit_mask] for k, v in data.items() if k != "episode" and (k != "next_actions" or config.next_action == "data")
+    }
+    if config.critic_features != "obs":
+        if config.critic_features not in CRITIC_FEATURES:
+            raise ValueError(f"unknown critic_features {config.critic_features!r}; known: 'obs', {sorted(CRITIC_FEATURES)}.")
+        features = CRITIC_FEATURES[config.critic_features]
+        fit_data["obs"], fit_data["next_obs"] = features(fit_data["obs"]), features(fit_data["next_obs"])
+
     t0 = time.perf_counter()
-    critic = fit_cost_critic(
-        {k: v[fit_mask] for k, v in data.items() if k != "episode" and (k != "next_actions" or config.next_action == "data")},
+    fitted = fit_cost_critic(
+        fit_data,
         action_space=env.action_space,
         gamma=config.gamma,
         fit_steps=config.fit_steps,
@@ -318,6 +497,7 @@ def run_shield_eval(
         progress=progress,
     )
     seconds["fit"] = time.perf_counter() - t0
+    critic: Any = fitted if features is None else FeatureCritic(fitted, features)
 
     calibration = None
     threshold = config.threshold
@@ -332,15 +512,65 @@ def run_shield_eval(
         calibration = record.as_dict()
         threshold = record.threshold
 
+    env.close()
+    return PreparedShield(
+        config=config,
+        policy=policy,
+        critic=critic,
+        threshold=float(threshold),
+        calibration=calibration,
+        n_transitions=len(data["costs"]),
+        n_unsafe=int(unsafe.sum()),
+        seconds=seconds,
+    )
+
+
+def run_shield_eval(
+    config: ShieldEvalConfig,
+    policy: Policy | None = None,
+    *,
+    make_env: Callable[[], gym.Env] | None = None,
+    progress: bool = True,
+) -> ShieldEvalResult:
+    """Run the whole comparison for one env: :func:`prepare_shield`, then the task policy with and
+    without the shield on the same reset seeds.
+
+    Args:
+        config: the :class:`ShieldEvalConfig`.
+        policy: the task policy; ``None`` uses :data:`TASK_POLICIES` for ``config.env_id``.
+        make_env: env factory; ``None`` uses ``shieldgym.make(config.env_id)``.
+        progress: tqdm progress bars.
+
+    Returns:
+        A :class:`ShieldEvalResult` whose ``rows`` are ``[unshielded, shielded]`` (and ``backup only`` when
+        ``config.reference_backup``).
+    """
+    from shieldgym.evaluation import rollout, summarize
+
+    if make_env is None:
+        import shieldgym
+
+        def make_env() -> gym.Env:
+            return shieldgym.make(config.env_id)
+
+    prepared = prepare_shield(config, policy, make_env=make_env, progress=progress)
+    policy, critic, threshold, seconds = prepared.policy, prepared.critic, prepared.threshold, dict(prepared.seconds)
+    calibration = prepared.calibration
     rows: list[dict[str, Any]] = []
     episodes: dict[str, list[dict[str, float]]] = {}
     eval_seed = config.eval_seed
-    for variant in ("unshielded", "shielded"):
+    variants = ("unshielded", "shielded", "backup only") if config.reference_backup else ("unshielded", "shielded")
+    for variant in variants:
         env = make_env()
+        act: Policy = policy
         if variant == "shielded":
-            env = ShieldWrapper(env, critic, _make_backup(config, env), threshold)
+            env = prepared.wrap(env)
+        elif variant == "backup only":
+            backup = _make_backup(config, env)
+            backup.bind(env.action_space, critic, threshold)
+            act = backup
         t0 = time.perf_counter()
-        records = rollout(env, policy, config.eval_episodes, seed=eval_seed, progress=progress, desc=variant)
+        records = rollout(env, act, config.eval_episodes, seed=eval_seed, progress=progress, desc=variant)
         seconds[f"eval_{variant}"] = time.perf_counter() - t0
         env.close()
         rows.append({"env_id": config.env_id, "variant": variant, **summarize(records).as_dict()})
@@ -350,8 +580,8 @@ def run_shield_eval(
         rows=rows,
         calibration=calibration,
         threshold=float(threshold),
-        n_transitions=len(data["costs"]),
-        n_unsafe=int(unsafe.sum()),
+        n_transitions=prepared.n_transitions,
+        n_unsafe=prepared.n_unsafe,
         seconds=seconds,
         episodes=episodes,
     )

@@ -106,7 +106,7 @@ def test_benchmark_writes_md_csv_png_and_rows_are_reproducible(tmp_path, capsys)
         ("SafetyBallCircle-v0", "random"),
         ("SafetyBallCircle-v0", "zero"),
     ]
-    direct = summarize(rollout(shieldgym.make("SafetyBallCircle-v0"), None, 2, seed=0))
+    direct = summarize(rollout(shieldgym.make("SafetyBallCircle-v0"), None, 2, seed=cli.DEFAULT_BENCHMARK_SEED))
     assert float(rows[2]["ret_mean"]) == pytest.approx(direct.ret_mean, rel=1e-12)
     assert float(rows[2]["cost_mean"]) == direct.cost_mean
     md = (out / "benchmark.md").read_text()

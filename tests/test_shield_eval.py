@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from test_shield_scripted import PointEnv
@@ -84,3 +85,79 @@ def test_pipeline_rows_on_the_point_env() -> None:
     assert set(result.seconds) == {"collect", "fit", "eval_unshielded", "eval_shielded"}
     with pytest.raises(ValueError, match="no scripted task policy"):
         run_shield_eval(ShieldEvalConfig("Unknown-v0"), make_env=PointEnv)
+
+
+def test_hazard_margin_features_and_feature_critic() -> None:
+    from shieldgym.shield_eval import FeatureCritic, HazardMarginFeatures
+
+    obs = np.zeros((2, 60), np.float32)
+    obs[0, 28], obs[0, 3] = 0.9, 1.0  # hazard 0.3 m just left of ahead (bin 0), driving at it at 1 m/s
+    obs[1, 36], obs[1, 3] = 0.9, 1.0  # the same hazard behind (bin 8): moving away
+    extra = HazardMarginFeatures()(obs)[:, 60:]
+    closing = float(np.cos(np.pi / 16))
+    assert extra[0].tolist() == pytest.approx([0.3, closing, 0.1 - closing**2 / 6.0], abs=1e-6)
+    assert extra[1].tolist() == pytest.approx([0.3, -closing, 0.1], abs=1e-6)
+    critic = FeatureCritic(lambda o, a: o[:, 62] + a[:, 0], HazardMarginFeatures())
+    assert critic(obs, np.array([[1.0, 0.0], [0.0, 0.0]], np.float32)).tolist() == pytest.approx(
+        [1.1 - closing**2 / 6.0, 0.1], abs=1e-6
+    )
+
+
+def test_collect_holds_random_actions() -> None:
+    data = collect_transitions(
+        PointEnv(horizon=20), lambda o: np.array([0.0], np.float32), 1, seed=0, random_prob=1.0, noise_std=0.0, hold_steps=5
+    )
+    acts = data["actions"][:, 0]
+    for start in range(0, 20, 5):  # every step starts a random action, each kept for 5 steps
+        assert np.all(acts[start : start + 5] == acts[start])
+    assert len(np.unique(acts)) == 4
+    with pytest.raises(ValueError, match="hold_steps"):
+        collect_transitions(PointEnv(horizon=5), lambda o: np.zeros(1, np.float32), 1, hold_steps=0)
+
+
+def test_lidar_retreat_backup_exact_actions() -> None:
+    from shieldgym.backup import LidarRetreatBackup
+
+    backup = LidarRetreatBackup(range(4), max_dist=3.0, near=0.5, far=1.0)
+    backup.bind(gym.spaces.Box(-1.0, 1.0, (2,), np.float32), None)
+    # hazard at 0.3 m, front right (bin 3 of 4, at -45 deg): straight away = back left, so reverse and
+    # swing the rear to the left
+    assert backup(np.array([0.0, 0.0, 0.0, 0.9])).tolist() == pytest.approx([-np.sqrt(0.5), -1.0], abs=1e-6)
+    # the same hazard 1.5 m away: its tangent nearer the heading (front left, +45 deg)
+    assert backup(np.array([0.0, 0.0, 0.0, 0.5])).tolist() == pytest.approx([np.sqrt(0.5), 1.0], abs=1e-6)
+    assert backup(np.zeros(4)).tolist() == [0.0, 0.0]  # nothing seen: brake
+    with pytest.raises(ValueError, match="near < far"):
+        LidarRetreatBackup(range(4), near=1.0, far=0.5)
+    with pytest.raises(TypeError, match="1-D Box"):
+        LidarRetreatBackup(range(4)).bind(gym.spaces.Discrete(3), None)
+
+
+def test_lidar_navigation_backup_exact_actions() -> None:
+    from shieldgym.backup import LidarNavigationBackup
+
+    backup = LidarNavigationBackup(range(0, 4), range(4, 8), (8, 9))
+    backup.bind(gym.spaces.Box(-1.0, 1.0, (2,), np.float32), None)
+    obs = np.zeros(10)
+    obs[4] = 0.5  # goal at +45 deg, no hazard: half force, full left turn
+    assert backup(obs).tolist() == pytest.approx([np.sqrt(0.5), 1.0], abs=1e-6)
+    obs[0] = 0.5  # a hazard 1.5 m away (beyond influence 0.7) changes nothing
+    assert backup(obs).tolist() == pytest.approx([np.sqrt(0.5), 1.0], abs=1e-6)
+    obs[0] = 0.9  # the hazard at 0.3 m in the goal's direction: the field points back, reverse
+    still = backup(obs)
+    assert still[0] < 0 and still[1] == pytest.approx(-0.6771114, abs=1e-6)
+    obs[8] = 1.0  # closing at 1 m/s: cannot stop before it, full reverse force
+    assert backup(obs).tolist() == pytest.approx([-1.0, -0.6771114], abs=1e-6)
+    behind = np.zeros(10)
+    behind[6] = 0.5  # goal at -135 deg: reverse with the rear turned towards it
+    assert backup(behind).tolist() == pytest.approx([-np.sqrt(0.5), 1.0], abs=1e-6)
+    with pytest.raises(ValueError, match="velocity_index"):
+        LidarNavigationBackup(range(4), range(4, 8), (8,))
+    with pytest.raises(TypeError, match="shape"):
+        LidarNavigationBackup(range(4), range(4, 8), (8, 9)).bind(gym.spaces.Box(-1.0, 1.0, (3,)), None)
+
+
+def test_goal_seeking_policy_without_the_goal_in_range() -> None:
+    obs = np.zeros(60)
+    obs[32] = 0.5  # goal out of range; a hazard at bin 4 (+101.25 deg): turn left towards it, slowly
+    assert goal_seeking_policy(obs).tolist() == [np.float32(0.2), 1.0]
+    assert goal_seeking_policy(np.zeros(60)).tolist() == [-1.0, 0.0]  # nothing seen at all: reverse

@@ -4,18 +4,23 @@
   ``brake_action`` when it defines one);
 - :class:`MinRiskBackup`: the least risky of K candidate actions, the brake action always among them;
 - :class:`SB3Backup`: an SB3 model's deterministic action;
-- :class:`CallableBackup`: any function ``fn(obs) -> action``.
+- :class:`CallableBackup`: any function ``fn(obs) -> action``;
+- :class:`LidarRetreatBackup`, :class:`LidarNavigationBackup`: task-specific lidar-driven recovery for
+  Safety-Gymnasium's point robot (back away from / steer around hazards, head for the goal).
 """
 
 from shieldgym.backup.base import BackupPolicy, CallableBackup, action_error, as_backup, check_action_space
 from shieldgym.backup.brake import BrakeBackup
 from shieldgym.backup.min_risk import MinRiskBackup
+from shieldgym.backup.recovery import LidarNavigationBackup, LidarRetreatBackup
 from shieldgym.backup.sb3 import SB3Backup
 
 __all__ = [
     "BackupPolicy",
     "BrakeBackup",
     "CallableBackup",
+    "LidarNavigationBackup",
+    "LidarRetreatBackup",
     "MinRiskBackup",
     "SB3Backup",
     "action_error",
