@@ -3,12 +3,13 @@
 Variants, interleaved round by round on the same reset seeds and the same action sequence:
 
 - ``raw``: the bare env;
-- ``shield-numpy``: ``ShieldWrapper`` with the critic's NumPy forward (what ``as_critic`` picks for a
-  fitted :class:`~shieldgym.critics.fit.CostCritic`);
+- ``shield-numba``: ``ShieldWrapper`` with the critic's fast forward, numba backend (what ``as_critic``
+  picks for a fitted :class:`~shieldgym.critics.fit.CostCritic` when numba is installed);
+- ``shield-numpy``: the same with the NumPy backend (one ``matmul`` per layer; the fallback without numba);
 - ``shield-torch``: ``ShieldWrapper`` with the same critic run as a torch module (``TorchCritic``,
   inference mode, ``torch.from_numpy``);
 - ``vec8-raw`` / ``vec8-shield``: 8 envs in a ``SyncVectorEnv``, bare and with ``VectorShieldWrapper``
-  (one critic call for the 8 sub-envs), reported per env-step.
+  (one critic call for the 8 sub-envs, numba backend), reported per env-step.
 
 The threshold is set so that no action is vetoed: the figures are the cost of checking. Wall and CPU
 (process) time are both reported; the machine is shared, so the load average is recorded and the
@@ -40,6 +41,7 @@ import torch
 import shieldgym
 from shieldgym.critics.fit import CostCritic
 from shieldgym.critics.protocol import TorchCritic
+from shieldgym.wrappers.shield import Shield
 
 ENV_ID = "SafetyPointGoal1-v0"
 RESULTS = Path(__file__).parent / "results" / "shield_overhead.md"
@@ -93,11 +95,13 @@ def main() -> None:
     with torch.random.fork_rng():
         torch.manual_seed(0)
         module = CostCritic(obs_dim, space.low, space.high, n_critics=1, net_arch=(256, 256)).eval()
-    numpy_critic, torch_critic = module.numpy_critic(), TorchCritic(module)
+    numba_critic, numpy_critic = module.numpy_critic("numba"), module.numpy_critic("numpy")
+    torch_critic = TorchCritic(module)
     never = 1e9  # no veto: measure the check itself
 
     variants: dict[str, gym.Env | gym.vector.VectorEnv] = {
         "raw": shieldgym.make(ENV_ID),
+        "shield-numba": shieldgym.ShieldWrapper(shieldgym.make(ENV_ID), numba_critic, threshold=never),
         "shield-numpy": shieldgym.ShieldWrapper(shieldgym.make(ENV_ID), numpy_critic, threshold=never),
         "shield-torch": shieldgym.ShieldWrapper(shieldgym.make(ENV_ID), torch_critic, threshold=never),
     }
@@ -105,7 +109,7 @@ def main() -> None:
     vec_variants = {
         "vec8-raw": gym.vector.SyncVectorEnv([lambda: shieldgym.make(ENV_ID) for _ in range(n_vec)]),
         "vec8-shield": shieldgym.VectorShieldWrapper(
-            gym.vector.SyncVectorEnv([lambda: shieldgym.make(ENV_ID) for _ in range(n_vec)]), numpy_critic, threshold=never
+            gym.vector.SyncVectorEnv([lambda: shieldgym.make(ENV_ID) for _ in range(n_vec)]), numba_critic, threshold=never
         ),
     }
     rng = np.random.default_rng(0)
@@ -130,13 +134,21 @@ def main() -> None:
     load_after = os.getloadavg()
 
     # the critic call inside the loop, where the simulator step has evicted its weights from the caches
-    shielded = variants["shield-numpy"]
-    shielded.reset(seed=0)
-    in_loop = []
-    for a in actions:
-        shielded.step(a)
-        in_loop.append(shielded.shield.last_latency_s)  # type: ignore[union-attr]
-    in_loop_us = statistics.median(in_loop) * 1e6
+    in_loop_us: dict[str, float] = {}
+    for name in ("shield-numba", "shield-numpy"):
+        shielded = variants[name]
+        shielded.reset(seed=0)
+        in_loop = []
+        for a in actions:
+            shielded.step(a)
+            in_loop.append(shielded.shield.last_latency_s)  # type: ignore[union-attr]
+        in_loop_us[name] = statistics.median(in_loop) * 1e6
+
+    # the decision logic alone: Shield.filter with a critic that costs nothing
+    zero = np.zeros(1, np.float32)
+    bare_shield = Shield(lambda o, a: zero, np.zeros(2), never, space)
+    probe_obs, probe_act = np.zeros(obs_dim), np.zeros(2)
+    logic_us = min(critic_call_us(lambda o, a: bare_shield.filter(o, a), probe_obs, probe_act) for _ in range(5))
 
     def ratio(name: str, base: str, table: dict[str, list[float]]) -> float:
         return statistics.median(a / b for a, b in zip(table[name], table[base])) - 1.0
@@ -145,8 +157,10 @@ def main() -> None:
     one_act = np.zeros((1, 2), np.float64)
     eight_obs, eight_act = np.zeros((8, obs_dim)), np.zeros((8, 2))
     calls = {
+        "numba, batch 1": critic_call_us(numba_critic, one_obs, one_act),
         "numpy, batch 1": critic_call_us(numpy_critic, one_obs, one_act),
         "torch, batch 1": critic_call_us(torch_critic, one_obs, one_act),
+        "numba, batch 8": critic_call_us(numba_critic, eight_obs, eight_act),
         "numpy, batch 8": critic_call_us(numpy_critic, eight_obs, eight_act),
         "torch, batch 8": critic_call_us(torch_critic, eight_obs, eight_act),
     }
@@ -154,6 +168,7 @@ def main() -> None:
     rows = []
     for name, base in (
         ("raw", "raw"),
+        ("shield-numba", "raw"),
         ("shield-numpy", "raw"),
         ("shield-torch", "raw"),
         ("vec8-raw", "vec8-raw"),
@@ -175,7 +190,10 @@ def main() -> None:
         lines.append(f"| {name} | {w:.1f} | {c:.1f} | {ow:+.1f}% | {oc:+.1f}% |")
     table = "\n".join(lines)
     call_lines = ["| critic call | us/call |", "|---|---:|", *[f"| {k} | {v:.1f} |" for k, v in calls.items()]]
-    call_lines.append(f"| numpy, batch 1, inside the env loop (median `shield.last_latency_s`) | {in_loop_us:.1f} |")
+    for name, us in in_loop_us.items():
+        backend = name.split("-")[1]
+        call_lines.append(f"| {backend}, batch 1, inside the env loop (median `shield.last_latency_s`) | {us:.1f} |")
+    call_lines.append(f"| shield decision logic alone (`Shield.filter`, critic returning a constant) | {logic_us:.1f} |")
     print(table)
     print()
     print("\n".join(call_lines))
@@ -185,15 +203,17 @@ def main() -> None:
         f"{p} {version(p)}" for p in ("gymnasium", "mujoco", "safety-gymnasium")
     )
     cmd = "OMP_NUM_THREADS=1 python benchmarks/bench_shield_overhead.py " + " ".join(sys.argv[1:])
-    single_cpu = ratio("shield-numpy", "raw", cpu) * 100
-    single_wall = ratio("shield-numpy", "raw", wall) * 100
+    single_cpu = ratio("shield-numba", "raw", cpu) * 100
+    single_wall = ratio("shield-numba", "raw", wall) * 100
+    numpy_cpu = ratio("shield-numpy", "raw", cpu) * 100
+    verdict_numpy = "met" if numpy_cpu <= 5.0 else f"missed by {numpy_cpu - 5.0:.1f} points"
     verdict_single = "met" if single_cpu <= 5.0 else f"missed by {single_cpu - 5.0:.1f} points"
     vec_cpu = vec_over
     verdict_vec = "met" if vec_cpu < single_cpu else "missed (not lower than single-env)"
     md = f"""# Shield overhead on {ENV_ID}
 
 Per-step cost of checking every action with a 2x256 MLP cost critic (`CostCritic`, one member,
-random weights; 1 torch thread), against the bare env. No action is vetoed (threshold {never:g}), so
+random weights; 1 torch thread; numba {version("numba")}), against the bare env. No action is vetoed (threshold {never:g}), so
 the figures are the price of the check itself. Variants are interleaved round by round (order
 alternating), each block replays the same {args.steps} actions from the same reset seed; the
 overhead is the median over {args.rounds} rounds of the per-round ratio shielded / bare.
@@ -209,18 +229,21 @@ Command: `{cmd}`
 
 {table}
 
-Critic call alone, in a tight loop (NumPy forward of the same weights vs the torch module under
-`inference_mode`), and inside the env loop:
+Critic call alone, in a tight loop (the fast forward of the same weights, numba and NumPy backends,
+vs the torch module under `inference_mode`), inside the env loop, and the shield's own work:
 
 {call_table}
 
 ## Targets
 
-- single env, shield overhead <= 5%: CPU {single_cpu:+.1f}%, wall {single_wall:+.1f}% -> **{verdict_single}** (CPU time).
+- single env, shield overhead <= 5% (numba backend, the default): CPU {single_cpu:+.1f}%, wall {single_wall:+.1f}%
+  -> **{verdict_single}** (CPU time).
+- the same without numba (NumPy backend): CPU {numpy_cpu:+.1f}% -> **{verdict_numpy}**.
 - 8 envs, per-env overhead lower than single-env: CPU {vec_cpu:+.1f}% vs {single_cpu:+.1f}% -> **{verdict_vec}**.
 
-The NumPy forward is what `as_critic` uses for a fitted `CostCritic`; a generic torch module goes
-through `TorchCritic` (the `shield-torch` row).
+`as_critic` uses the fast forward (`CostCritic.numpy_critic()`, numba backend when numba is installed,
+else NumPy) for a fitted `CostCritic`; a generic torch module goes through `TorchCritic` (the
+`shield-torch` row).
 """
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(md)

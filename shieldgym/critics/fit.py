@@ -38,7 +38,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -105,22 +105,105 @@ class CostCritic(nn.Module):
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return self.q(*self.normalise(obs, actions))
 
-    def numpy_critic(self) -> NumpyCostCritic:
-        """A NumPy copy of this critic (risk = max over members, clipped at 0), for the shield's hot path."""
-        return NumpyCostCritic(self)
+    def numpy_critic(self, backend: Literal["auto", "numba", "numpy"] = "auto") -> NumpyCostCritic:
+        """A NumPy copy of this critic (risk = max over members, clipped at 0), for the shield's hot path.
+
+        Args:
+            backend: ``"numba"`` (a compiled float32 kernel), ``"numpy"`` (one ``matmul`` per layer) or
+                ``"auto"`` (numba when it is installed, else NumPy). See :class:`NumpyCostCritic`.
+        """
+        return NumpyCostCritic(self, backend=backend)
+
+
+def _mlp_forward_kernel(
+    x: np.ndarray, a: np.ndarray, params: np.ndarray, layers: np.ndarray, n_members: int, width: int
+) -> np.ndarray:
+    """The forward pass of :class:`NumpyCostCritic`, written as loops for numba (``njit`` of this function).
+
+    ``params`` is the float32 buffer of every layer's ``W (E, in, out)`` then ``b (E, out)``;
+    ``layers[l] = (in, out, offset of W, offset of b)``; layer 0's inputs are the entries of ``x`` then
+    those of ``a``, later layers take the ReLU of the previous layer's output. Rows are computed one
+    after the other in two reused ``(width,)`` buffers, and the weight rows of inputs that are exactly 0
+    (about half the units after a ReLU) are skipped, which is exact for finite weights: a NaN input is
+    not 0 and propagates. Returns ``max_e Q_e`` clipped at 0 (NaN stays NaN), float32 ``(B,)``.
+    """
+    n_rows, n_obs = x.shape[0], x.shape[1]
+    h = np.empty(width, np.float32)
+    g = np.empty(width, np.float32)
+    risk = np.empty(n_rows, np.float32)
+    for r in range(n_rows):
+        best = np.float32(-np.inf)
+        for e in range(n_members):
+            for k in range(layers.shape[0]):
+                n_in, n_out, w_at, b_at = layers[k, 0], layers[k, 1], layers[k, 2], layers[k, 3]
+                # 2-D / 1-D views, indexed by loop counters only, so the inner loops vectorise
+                w = params[w_at + e * n_in * n_out : w_at + (e + 1) * n_in * n_out].reshape((n_in, n_out))
+                b = params[b_at + e * n_out : b_at + (e + 1) * n_out]
+                for j in range(n_out):
+                    g[j] = b[j]
+                for i in range(n_in):
+                    if k > 0:
+                        v = h[i]
+                        if v < 0.0:  # ReLU of the previous layer; NaN < 0 is False, so NaN propagates
+                            continue
+                    elif i < n_obs:
+                        v = np.float32(x[r, i])
+                    else:
+                        v = np.float32(a[r, i - n_obs])
+                    if v != 0.0:  # exact for finite weights; NaN != 0, so a NaN input propagates
+                        for j in range(n_out):
+                            g[j] += v * w[i, j]
+                h, g = g, h
+            q = h[0]
+            if q > best or q != q:
+                best = q
+        risk[r] = best if not best < 0.0 else np.float32(0.0)  # clipped at 0, NaN kept
+    return risk
+
+
+_numba_kernel: Any = None
+
+
+def _compiled_kernel() -> Any:
+    """``_mlp_forward_kernel`` compiled by numba (cached on disk), or ``None`` when numba is not installed."""
+    global _numba_kernel
+    if _numba_kernel is None:
+        try:
+            import numba
+        except ImportError:
+            return None
+        _numba_kernel = numba.njit(cache=True, nogil=True)(_mlp_forward_kernel)
+    return _numba_kernel
 
 
 class NumpyCostCritic:
-    """NumPy forward pass of a :class:`CostCritic`: ``(obs (B, obs_dim), actions (B, A)) -> risk (B,)``.
+    """Fast forward pass of a :class:`CostCritic`: ``(obs (B, obs_dim), actions (B, A)) -> risk (B,)``.
 
-    The weights are copied once, with the observation standardisation, the feature selection and
-    the action scaling folded into the first layer (``x_n = (x - m) / s`` gives
-    ``x_n @ W = x @ (W / s) - (m / s) @ W``), so a call is one float32 ``matmul`` per layer and no
-    torch dispatch: for one observation several times faster than the torch module. Risk is the
-    maximum over ensemble members, clipped at 0 (a cost-to-go is never negative).
+    The weights are copied once into one contiguous float32 buffer, with the observation
+    standardisation, the feature selection and the action scaling folded into the first layer
+    (``x_n = (x - m) / s`` gives ``x_n @ W = x @ (W / s) - (m / s) @ W``). Risk is the maximum over
+    ensemble members, clipped at 0 (a cost-to-go is never negative); NaN in the input gives NaN.
+
+    Two backends compute the same function (up to float32 rounding):
+
+    - ``"numba"``: one compiled call (:func:`_mlp_forward_kernel`) that reads each weight row once and
+      skips the zero activations after a ReLU; for one observation it is ~3x faster than NumPy and
+      much less slowed down when the caller has evicted the weights from the CPU caches;
+    - ``"numpy"``: one float32 ``matmul`` per layer (used when numba is not installed).
+
+    Args:
+        module: the fitted critic.
+        backend: ``"auto"`` (numba when installed, else NumPy), ``"numba"`` or ``"numpy"``.
+
+    Raises:
+        ValueError: unknown ``backend``.
+        MissingDependencyError: ``backend="numba"`` and numba is not installed.
     """
 
-    def __init__(self, module: CostCritic) -> None:
+    def __init__(self, module: CostCritic, backend: Literal["auto", "numba", "numpy"] = "auto") -> None:
+        if backend not in ("auto", "numba", "numpy"):
+            raise ValueError(f"backend must be 'auto', 'numba' or 'numpy', got {backend!r}.")
+
         def np64(t: torch.Tensor) -> np.ndarray:
             return t.detach().cpu().double().numpy()
 
@@ -130,6 +213,7 @@ class NumpyCostCritic:
         a_scale, a_shift = 2.0 / (high - low), -2.0 * low / (high - low) - 1.0
         layers = [m for m in module.q.mlp.net if isinstance(m, EnsembleLinear)]
         self.n_members: int = module.q.n_critics
+        self.obs_dim: int = module.obs_dim
         w0, b0 = np64(layers[0].weight), np64(layers[0].bias)  # (E, F + A, H), (E, 1, H)
         nf = index.size
         w_sel, w_act = w0[:, :nf], w0[:, nf:]
@@ -139,16 +223,45 @@ class NumpyCostCritic:
             w_obs[:, i] += w_sel[:, j] * inv_std[j]
         bias = b0 - np.einsum("f,efh->eh", mean * inv_std, w_sel)[:, None] + np.einsum("a,eah->eh", a_shift, w_act)[:, None]
         w_act = w_act * a_scale[None, :, None]
-        hidden = [(np64(m.weight), np64(m.bias)) for m in layers[1:]]
-        f32 = np.float32
-        if self.n_members == 1:  # plain 2-D matmuls
-            self.w_obs, self.w_act, self.b0 = w_obs[0].astype(f32), w_act[0].astype(f32), bias[0].astype(f32)
-            self.hidden = [(w[0].astype(f32), b[0].astype(f32)) for w, b in hidden]
-        else:
-            self.w_obs, self.w_act, self.b0 = w_obs.astype(f32), w_act.astype(f32), bias.astype(f32)
-            self.hidden = [(w.astype(f32), b.astype(f32)) for w, b in hidden]
+        folded = [(np.concatenate([w_obs, w_act], axis=1), bias)]
+        folded += [(np64(m.weight), np64(m.bias)) for m in layers[1:]]
+        # one contiguous float32 buffer: W_0, b_0, W_1, b_1, ... (each member-major)
+        self.params = np.concatenate([p.reshape(-1) for w, b in folded for p in (w, b)]).astype(np.float32)
+        self.layers = np.zeros((len(folded), 4), dtype=np.int64)  # in, out, offset of W, offset of b
+        views: list[tuple[np.ndarray, np.ndarray]] = []
+        at = 0
+        for k, (w, b) in enumerate(folded):
+            n_in, n_out = w.shape[1], w.shape[2]
+            self.layers[k] = (n_in, n_out, at, at + w.size)
+            wv = self.params[at : at + w.size].reshape(w.shape)
+            bv = self.params[at + w.size : at + w.size + b.size].reshape(self.n_members, 1, n_out)
+            views.append((wv[0], bv[0, 0]) if self.n_members == 1 else (wv, bv))  # plain 2-D matmuls for one member
+            at += w.size + b.size
+        self._width = int(self.layers[:, 1].max())
+        w_first, self.b0 = views[0]
+        self.w_obs, self.w_act = w_first[..., : self.obs_dim, :], w_first[..., self.obs_dim :, :]
+        self.hidden = views[1:]
+        kernel = _compiled_kernel() if backend != "numpy" else None
+        if backend == "numba" and kernel is None:
+            from shieldgym.errors import MissingDependencyError
+
+            raise MissingDependencyError("NumpyCostCritic(backend='numba') needs numba: pip install numba.")
+        self._kernel = kernel
+        self.backend: str = "numpy" if kernel is None else "numba"
 
     def __call__(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        if self._kernel is not None:
+            # float32 / float64 arrays go in as they are (the kernel is compiled for each); anything else is cast
+            x = obs if type(obs) is np.ndarray and obs.dtype.char in "fd" and obs.ndim == 2 else np.asarray(obs, np.float32)
+            a = actions if type(actions) is np.ndarray and actions.dtype.char in "fd" else np.asarray(actions, np.float32)
+            if a.ndim != 2:
+                a = a.reshape(len(x), -1)
+            if x.ndim != 2 or x.shape[1] != self.obs_dim or a.shape != (x.shape[0], self.layers[0, 0] - self.obs_dim):
+                raise ValueError(
+                    f"expected obs (B, {self.obs_dim}) and actions (B, {self.layers[0, 0] - self.obs_dim}), "
+                    f"got {x.shape} and {a.shape}."
+                )
+            return self._kernel(x, a, self.params, self.layers, self.n_members, self._width)
         x = np.asarray(obs, dtype=np.float32)  # float32 in, so no weight is up-cast per call
         a = np.asarray(actions, dtype=np.float32).reshape(len(x), -1)
         # (B, obs) @ ([E,] obs, H) -> ([E,] B, H)

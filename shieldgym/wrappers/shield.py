@@ -91,17 +91,24 @@ def _obs_rows(obs: Any, rows: np.ndarray) -> Any:
     return obs[rows]
 
 
+_SMALL = 16  # arrays up to this size are checked for NaN/inf with Python floats
+
+
 def _all_finite(x: Any) -> bool:
     """Whether every float in ``x`` (an array or a dict of arrays) is finite: one reduction per array.
 
     The sum is NaN or inf when any entry is (it can also overflow for entries near 1e308, which
-    only makes the shield veto, the safe direction).
+    only makes the shield veto, the safe direction). A small float array is summed as Python floats
+    (float64, so a float32 sum never overflows).
     """
     if type(x) is not np.ndarray:  # the common case first: isinstance on an ABC costs more than this whole test
         if isinstance(x, Mapping):
             return all(_all_finite(v) for v in x.values())
         x = np.asarray(x)
-    return x.dtype.kind not in "fc" or math.isfinite(np.add.reduce(x, axis=None))
+    kind = x.dtype.kind
+    if kind == "f" and x.size <= _SMALL:  # a few Python floats add up faster than a NumPy reduction starts
+        return math.isfinite(sum(x.ravel().tolist()))
+    return kind not in "fc" or math.isfinite(np.add.reduce(x, axis=None))
 
 
 def _finite_rows(x: Any, n: int) -> np.ndarray | None:
@@ -240,6 +247,7 @@ class Shield:
         self.clock = clock
         self._box = isinstance(action_space, gym.spaces.Box)
         self._action_shape: tuple[int, ...] = tuple(action_space.shape or ())
+        self._dtype = np.dtype(action_space.dtype)
         self.n_checks = 0
         self.n_interventions = 0
         self.last_latency_s = float("nan")
@@ -306,9 +314,17 @@ class Shield:
         """
         n = actions.shape[0]
         self.n_checks += 1
-        # Fast path (every input finite, all rows active): one critic call and, when every row
-        # passes, no further work. Anything unusual falls through to the general path below.
-        if active is None and _all_finite(obs) and (not self._box or _all_finite(actions)):
+        if active is None:
+            risk = self._check_all(obs, actions, n, env_offset)
+            if isinstance(risk, ShieldDecision):
+                return risk
+            return ShieldDecision(actions, risk, np.zeros(n, dtype=bool), [None] * n, ["policy"] * n, self.last_latency_s)
+        return self._decide(obs, actions, active, self._nan_rows(obs, actions, active), None, None, None, env_offset)
+
+    def _check_all(self, obs: Any, actions: np.ndarray, n: int, env_offset: int) -> np.ndarray | ShieldDecision:
+        """Check every row: the ``(n,)`` risk when every row passes (the fast path: every input finite, one
+        critic call, no further work), else the general path's :class:`ShieldDecision`."""
+        if _all_finite(obs) and (not self._box or _all_finite(actions)):
             t0 = self.clock()
             try:
                 out = self.critic(obs, actions)
@@ -317,12 +333,25 @@ class Shield:
             latency = self.clock() - t0
             self.last_latency_s = latency
             r = out if type(out) is np.ndarray else np.asarray(out)
-            if r.shape == (n,) and r.dtype.kind in "fiu" and (self.max_latency_s is None or latency <= self.max_latency_s):
-                ok = bool(r[0] <= self.threshold) if n == 1 else bool((r <= self.threshold).all())
-                if ok:
-                    return ShieldDecision(actions, r, np.zeros(n, dtype=bool), [None] * n, ["policy"] * n, latency)
+            if (
+                r.shape == (n,)
+                and r.dtype.kind in "fiu"
+                and (self.max_latency_s is None or latency <= self.max_latency_s)
+                and self._all_pass(r, n)
+            ):
+                return r
             return self._decide(obs, actions, None, None, out, None, latency, env_offset)
-        return self._decide(obs, actions, active, self._nan_rows(obs, actions, active), None, None, None, env_offset)
+        return self._decide(obs, actions, None, self._nan_rows(obs, actions, None), None, None, None, env_offset)
+
+    def _all_pass(self, risk: np.ndarray, n: int) -> bool:
+        """Whether every risk is ``<= threshold`` (NaN is not). Python floats for a few rows: comparing a
+        NumPy scalar with a float, or starting a NumPy reduction, costs more than the whole test."""
+        threshold = self.threshold
+        if n == 1:
+            return float(risk[0]) <= threshold
+        if n <= _SMALL:
+            return all(v <= threshold for v in risk.tolist())
+        return bool((risk <= threshold).all())
 
     def _nan_rows(self, obs: Any, actions: np.ndarray, active: np.ndarray | None) -> tuple[np.ndarray, list[str | None]]:
         """Rows the critic scores (active, finite) and the reasons of the rows excluded for non-finite input."""
@@ -456,10 +485,26 @@ class Shield:
             obs_batch = {k: np.asarray(v)[None] for k, v in obs.items()}
         else:
             obs_batch = np.asarray(obs)[None]
-        proposed = self.as_actions((action if type(action) is np.ndarray else np.asarray(action))[None], 1)
-        decision = self.check(obs_batch, proposed)
-        executed = decision.executed[0]
-        return (executed if self._box else executed.item()), self.info(decision, proposed, 0)
+        if self._box and type(action) is np.ndarray and action.shape == self._action_shape:
+            proposed = action.astype(self._dtype)[None]  # what as_actions() checks, for a third of its cost
+        else:
+            proposed = self.as_actions((action if type(action) is np.ndarray else np.asarray(action))[None], 1)
+        self.n_checks += 1
+        risk = self._check_all(obs_batch, proposed, 1, 0)
+        if isinstance(risk, ShieldDecision):
+            executed = risk.executed[0]
+            return (executed if self._box else executed.item()), self.info(risk, proposed, 0)
+        action_row = proposed[0]  # passed: the executed action is the proposed one (as in check())
+        info = {
+            "proposed_action": action_row,
+            "executed_action": action_row,
+            "risk": float(risk[0]),
+            "threshold": self.threshold,
+            "intervened": False,
+            "reason": None,
+            "source": "policy",
+        }
+        return (action_row if self._box else action_row.item()), info
 
     def info(self, decision: ShieldDecision, proposed: np.ndarray, i: int) -> dict[str, Any]:
         """``info["shield"]`` of row ``i`` of a decision."""

@@ -47,25 +47,22 @@ def _default_backup(action_space: gym.Space, brake_action: Any) -> BackupPolicy:
 
 def _vector_info(shield: Shield, decision: ShieldDecision, proposed: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
     """``infos["shield"]`` in Gymnasium's vector layout: one array per key plus ``_key`` masks."""
-    n = len(mask)
-    reasons = np.empty(n, dtype=object)
-    reasons[:] = decision.reasons
-    sources = np.empty(n, dtype=object)
-    sources[:] = decision.sources
-    values = {
+    return {
         "proposed_action": proposed,
+        "_proposed_action": mask,
         "executed_action": decision.executed,
+        "_executed_action": mask,
         "risk": decision.risk,
-        "threshold": np.full(n, shield.threshold),
+        "_risk": mask,
+        "threshold": np.full(len(mask), shield.threshold),
+        "_threshold": mask,
         "intervened": decision.intervened,
-        "reason": reasons,
-        "source": sources,
+        "_intervened": mask,
+        "reason": np.array(decision.reasons, dtype=object),  # (n,) of str | None
+        "_reason": mask,
+        "source": np.array(decision.sources, dtype=object),
+        "_source": mask,
     }
-    info: dict[str, Any] = {}
-    for key, value in values.items():
-        info[key] = value
-        info[f"_{key}"] = mask
-    return info
 
 
 class VectorShieldWrapper(VectorWrapper, gym.utils.RecordConstructorArgs):

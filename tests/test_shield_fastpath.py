@@ -1,0 +1,157 @@
+"""The shield's hot path: the critic's fast forward (numba and NumPy backends) and the cheap checks."""
+
+from __future__ import annotations
+
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import shieldgym.critics.fit as fit
+from shieldgym.critics import as_critic
+from shieldgym.critics.fit import CostCritic, NumpyCostCritic
+from shieldgym.errors import MissingDependencyError
+from shieldgym.wrappers.shield import Shield, _all_finite
+
+SPACE = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+BACKENDS = ["numpy", pytest.param("numba", marks=pytest.mark.skipif(fit._compiled_kernel() is None, reason="numba"))]
+
+
+def critic_module(n_critics: int, net_arch: tuple[int, ...], feature_index: list[int] | None = None) -> CostCritic:
+    torch.manual_seed(n_critics + len(net_arch))
+    module = CostCritic(6, np.array([-1.0, -2.0]), np.array([1.0, 0.5]), n_critics, net_arch, feature_index)
+    with torch.no_grad():  # a non-trivial normalisation, so that the folding into the first layer is tested
+        module.obs_mean.uniform_(-1.0, 1.0)
+        module.obs_std.uniform_(0.5, 2.0)
+    return module.eval()
+
+
+def reference(module: CostCritic, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        t_obs, t_act = torch.from_numpy(obs.astype(np.float32)), torch.from_numpy(actions.astype(np.float32))
+        return module(t_obs, t_act).max(0).values.clamp_min(0).numpy()
+
+
+def inputs(n: int, dtype: type, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    obs = rng.normal(size=(n, 6)).astype(dtype)
+    obs[:, 3] = 0.0  # exact zeros take the kernel's skip branch
+    return obs, rng.uniform(-1.0, 1.0, (n, 2)).astype(dtype)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    ("n_critics", "net_arch", "feature_index"), [(1, (16, 16), None), (3, (8,), [0, 2, 2, 5]), (2, (8, 4, 8), None)]
+)
+def test_fast_forward_matches_the_torch_module(backend: str, n_critics: int, net_arch: tuple[int, ...], feature_index) -> None:
+    module = critic_module(n_critics, net_arch, feature_index)
+    fast = module.numpy_critic(backend)
+    assert fast.backend == backend
+    for n, dtype in ((1, np.float64), (5, np.float32), (7, np.float64)):
+        obs, act = inputs(n, dtype, seed=n)
+        risk = fast(obs, act)
+        assert risk.shape == (n,) and risk.dtype == np.float32
+        np.testing.assert_allclose(risk, reference(module, obs, act), rtol=1e-5, atol=1e-6)
+    # a ReLU-heavy net whose output is clipped at 0 on some rows
+    assert (fast(*inputs(64, np.float64, seed=0)) >= 0).all()
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fast_forward_propagates_nan_and_inf_like_torch(backend: str) -> None:
+    module = critic_module(2, (16, 16))
+    fast = module.numpy_critic(backend)
+    obs, act = inputs(4, np.float64, seed=1)
+    obs[1, 0] = np.nan
+    act[2, 1] = np.nan
+    risk = fast(obs, act)
+    assert np.isnan(risk[1]) and np.isnan(risk[2])
+    assert np.isfinite(risk[[0, 3]]).all()
+    np.testing.assert_allclose(risk, reference(module, obs, act), rtol=1e-5, atol=1e-6)  # NaN == NaN here
+    obs[1, 0], act[2, 1] = np.inf, -np.inf
+    np.testing.assert_allclose(fast(obs, act), reference(module, obs, act), rtol=1e-5, atol=1e-6)
+
+
+def test_numba_and_numpy_backends_agree_and_auto_prefers_numba() -> None:
+    module = critic_module(2, (32, 32))
+    obs, act = inputs(9, np.float64, seed=2)
+    a = module.numpy_critic("numpy")(obs, act)
+    auto = module.numpy_critic()
+    assert auto.backend == ("numba" if fit._compiled_kernel() is not None else "numpy")
+    np.testing.assert_allclose(auto(obs, act), a, rtol=1e-5, atol=1e-6)
+    assert isinstance(as_critic(module), NumpyCostCritic)
+
+
+def test_without_numba_auto_falls_back_to_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fit, "_numba_kernel", None)
+    monkeypatch.setitem(sys.modules, "numba", None)  # makes `import numba` raise ImportError
+    module = critic_module(1, (8,))
+    fast = module.numpy_critic()
+    assert fast.backend == "numpy"
+    obs, act = inputs(3, np.float64, seed=3)
+    np.testing.assert_allclose(fast(obs, act), reference(module, obs, act), rtol=1e-5, atol=1e-6)
+    with pytest.raises(MissingDependencyError, match="numba"):
+        module.numpy_critic("numba")
+
+
+def test_fast_forward_bad_input() -> None:
+    module = critic_module(1, (8,))
+    with pytest.raises(ValueError, match="backend must be"):
+        NumpyCostCritic(module, backend="jax")  # type: ignore[arg-type]
+    if fit._compiled_kernel() is not None:
+        with pytest.raises(ValueError, match=r"expected obs \(B, 6\) and actions \(B, 2\)"):
+            module.numpy_critic("numba")(np.zeros((2, 5)), np.zeros((2, 2)))
+
+
+def test_all_finite_small_and_large_arrays() -> None:
+    for size in (2, 16, 17, 60):  # both sides of the small-array branch
+        x = np.zeros(size, np.float32)
+        assert _all_finite(x)
+        for bad in (np.nan, np.inf, -np.inf):
+            y = x.copy()
+            y[-1] = bad
+            assert not _all_finite(y)
+            assert not _all_finite(y.astype(np.float64)[None])
+    # float32 maxima add up without overflow in float64; a float64 overflow vetoes (the safe side)
+    assert _all_finite(np.full(4, np.finfo(np.float32).max, np.float32))
+    assert not _all_finite(np.full(4, 1e308))
+    assert _all_finite(np.array([1, 2], np.int64)) and _all_finite({"a": np.zeros(3), "b": np.ones(2, np.float32)})
+
+
+@pytest.mark.parametrize("n", [1, 3, 20])
+def test_all_rows_pass_only_at_or_below_threshold_and_never_on_nan(n: int) -> None:
+    risk = np.full(n, 0.5, np.float32)
+    shield = Shield(lambda o, a: risk.copy(), np.zeros(2), 0.5, SPACE)
+    obs, act = np.zeros((n, 3)), np.zeros((n, 2), np.float32)
+    decision = shield.check(obs, act)
+    assert not decision.intervened.any() and decision.executed is act  # at the threshold passes
+    for bad in (np.nextafter(np.float32(0.5), np.float32(1.0)), np.nan):
+        risk[-1] = bad
+        decision = shield.check(obs, act)
+        assert decision.intervened.tolist() == [False] * (n - 1) + [True]
+        assert decision.reasons[-1] == ("risk" if np.isfinite(bad) else "nan")
+        risk[-1] = 0.5
+
+
+def test_filter_fast_path_info_matches_the_batch_decision() -> None:
+    shield = Shield(lambda o, a: np.abs(a[:, 0]).astype(np.float64), np.zeros(2), 0.5, SPACE)
+    obs, proposed = np.ones(3), np.array([0.25, -0.5])
+    executed, info = shield.filter(obs, proposed)
+    batch = shield.check(obs[None], shield.as_actions(proposed[None], 1))
+    assert info == {
+        **shield.info(batch, shield.as_actions(proposed[None], 1), 0),
+        "proposed_action": info["proposed_action"],
+        "executed_action": info["executed_action"],
+    }
+    assert info["risk"] == 0.25 and type(info["risk"]) is float and info["reason"] is None and info["source"] == "policy"
+    np.testing.assert_array_equal(executed, np.array([0.25, -0.5], np.float32))
+    np.testing.assert_array_equal(info["proposed_action"], executed)
+    np.testing.assert_array_equal(info["executed_action"], executed)
+    assert shield.n_checks == 2 and shield.last_latency_s >= 0.0
+    proposed[0] = 9.0  # the info holds its own copy of the action
+    assert info["proposed_action"][0] == 0.25 and executed[0] == 0.25
+    executed, info = shield.filter(obs, np.array([0.75, 0.0]))
+    assert info["intervened"] and info["reason"] == "risk" and info["risk"] == 0.75
+    np.testing.assert_array_equal(executed, [0.0, 0.0])
