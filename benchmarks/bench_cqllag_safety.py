@@ -7,7 +7,9 @@ return >= 70% of SAC's.
 Offline: a BallCircle dataset is collected with mixed-quality behaviour policies (uniform random,
 the online SAC and CQLLag policies with and without action noise), CQLLag trains on it for
 ``--offline-steps`` gradient steps and is evaluated. Target: cost <= 25 and return >= 80% of the
-best behaviour episode that meets the limit.
+best behaviour episode that meets the limit. The dataset is cached under ``--workdir`` and reused with
+``--resume``, so offline settings (``--offline-lambda-states``, ``--offline-tau``, ``--offline-pid``,
+``--offline-lambda-warmup``, ...) can be compared on the same data without retraining online.
 
 Runs are chunked: after every ``--chunk`` env steps the model and its replay buffer are saved under
 ``--workdir``; ``--resume`` continues from there. Results go to ``benchmarks/results/cqllag_safety.md``.
@@ -156,6 +158,82 @@ def collect_dataset(
     return {k: np.asarray(v) for k, v in cols.items()}, episodes_stats
 
 
+def load_or_collect_dataset(
+    env_id: str, policies: list[tuple[str, Any, float]], episodes: int, seed: int, workdir: Path, reuse: bool
+) -> tuple[dict[str, np.ndarray], list[dict], float]:
+    """The offline dataset of :func:`collect_dataset`, cached under ``workdir`` so offline trials share one dataset.
+
+    With ``reuse`` a cached dataset for the same env, seed and episodes per policy is loaded instead of
+    re-collected (rollouts of the same checkpoints are not bit-reproducible across processes).
+    Returns the arrays, the per-episode stats and the collection time (0 when loaded).
+    """
+    tag = f"{env_id}_offline_s{seed}_e{episodes}"
+    data_path, stats_path = workdir / f"{tag}.npz", workdir / f"{tag}.json"
+    if reuse and data_path.exists() and stats_path.exists():
+        with np.load(data_path) as f:
+            data = {k: f[k] for k in f.files}
+        return data, json.loads(stats_path.read_text()), 0.0
+    t0 = time.perf_counter()
+    data, ep_stats = collect_dataset(env_id, policies, episodes, seed)
+    collect_s = time.perf_counter() - t0
+    np.savez(data_path, **data)
+    stats_path.write_text(json.dumps(ep_stats))
+    return data, ep_stats, collect_s
+
+
+def discounted_cost_to_go(data: dict[str, np.ndarray], gamma: float) -> np.ndarray:
+    """Empirical discounted cost-to-go of every transition, summed backwards within its episode.
+
+    Episodes end at a terminal or a timeout; nothing is bootstrapped past a timeout, so rows near a
+    truncation are under-estimates of the critic's (bootstrapped) target.
+    """
+    costs = data["costs"].astype(np.float64)
+    ends = np.logical_or(data["terminals"], data["timeouts"])
+    out, acc = np.zeros_like(costs), 0.0
+    for i in range(len(costs) - 1, -1, -1):
+        acc = costs[i] + gamma * (0.0 if ends[i] else acc)
+        out[i] = acc
+    return out
+
+
+def cost_calibration(model: CQLLag, data: dict[str, np.ndarray]) -> dict[str, float]:
+    """Mean cost-critic estimates on the dataset states against the data's empirical discounted cost-to-go.
+
+    ``q_c_data``: ``max_i Q_ci(s, a_data)``; ``q_c_policy``: at the deterministic policy action (what the
+    multiplier sees with ``lambda_states="batch"``, up to the policy's noise); ``cost_to_go``:
+    :func:`discounted_cost_to_go`; the ``start_`` keys: the same on the episode-start states only (what the
+    multiplier sees with ``lambda_states="initial"``).
+    """
+    obs, act = data["observations"].astype(np.float32), data["actions"].astype(np.float32)
+    ends = np.logical_or(data["terminals"], data["timeouts"])
+    start = np.concatenate([[True], ends[:-1]])
+    critic = model.cost_critic()
+    pi_act, _ = model.predict(obs, deterministic=True)
+    q_data, q_pi, to_go = critic(obs, act), critic(obs, pi_act), discounted_cost_to_go(data, model.gamma)
+    return {
+        "q_c_data": float(np.mean(q_data)),
+        "q_c_policy": float(np.mean(q_pi)),
+        "cost_to_go": float(np.mean(to_go)),
+        "start_q_c_data": float(np.mean(q_data[start])),
+        "start_q_c_policy": float(np.mean(q_pi[start])),
+        "start_cost_to_go": float(np.mean(to_go[start])),
+        "limit_discounted": float(model.cost_limit_discounted),
+    }
+
+
+def train_offline(model: CQLLag, data: dict[str, np.ndarray], args: argparse.Namespace) -> None:
+    """``--offline-steps`` updates, the first ``--offline-lambda-warmup`` with lambda frozen; lambda reads the
+    policy's cost at ``--offline-lambda-states``."""
+    model.learn_offline(
+        data,
+        args.offline_steps,
+        progress_bar=args.progress,
+        log_interval=1000,
+        lambda_warmup_steps=min(args.offline_lambda_warmup, args.offline_steps),
+        lambda_states=args.offline_lambda_states,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", nargs="+", default=["SafetyBallCircle-v0", "SafetyPointCircle1-v0"])
@@ -175,6 +253,23 @@ def main() -> None:
     parser.add_argument("--offline-lambda-lr", type=float, default=None, help="default: --lambda-lr")
     parser.add_argument("--offline-lambda-init", type=float, default=None, help="default: --lambda-init")
     parser.add_argument("--offline-lambda-max", type=float, default=None, help="upper clip of lambda offline")
+    parser.add_argument(
+        "--offline-pid",
+        nargs=3,
+        type=float,
+        default=None,
+        metavar=("KP", "KI", "KD"),
+        help="PID Lagrangian offline instead of dual ascent (on the discounted limit)",
+    )
+    parser.add_argument(
+        "--offline-lambda-states",
+        choices=("batch", "initial"),
+        default="batch",
+        help="states where lambda reads the policy's cost offline: replay batch or the dataset's episode starts",
+    )
+    parser.add_argument("--offline-tau", type=float, default=0.005, help="target-network Polyak rate offline")
+    parser.add_argument("--offline-lambda-warmup", type=int, default=0, help="offline steps with lambda frozen first")
+    parser.add_argument("--offline-seed", type=int, default=None, help="seed of the offline learner (default: --seeds[0])")
     parser.add_argument("--lambda-lr", type=float, default=3e-3)
     parser.add_argument("--lambda-init", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=1)
@@ -208,10 +303,11 @@ def main() -> None:
             m = models.get((env_id, algo, seed))
             if m is not None:
                 behaviour += [(algo, m, 0.0), (algo, m, 0.5)]
-        t0 = time.perf_counter()
-        data, ep_stats = collect_dataset(env_id, behaviour, args.offline_episodes, seed)
-        collect_s = time.perf_counter() - t0
+        data, ep_stats, collect_s = load_or_collect_dataset(
+            env_id, behaviour, args.offline_episodes, seed, workdir, reuse=args.resume
+        )
         env, _ = make_env(env_id)
+        pid = None if args.offline_pid is None else dict(zip(("kp", "ki", "kd"), args.offline_pid))
         model = CQLLag(
             "MlpPolicy",
             env,
@@ -224,12 +320,14 @@ def main() -> None:
             lambda_lr=args.lambda_lr if args.offline_lambda_lr is None else args.offline_lambda_lr,
             lambda_init=args.lambda_init if args.offline_lambda_init is None else args.offline_lambda_init,
             lambda_max=args.offline_lambda_max,
+            pid_lagrangian=pid,
+            tau=args.offline_tau,
             policy_kwargs=dict(net_arch=[args.hidden, args.hidden]),
-            seed=seed,
+            seed=seed if args.offline_seed is None else args.offline_seed,
             device="cpu",
         )
         t0 = time.perf_counter()
-        model.learn_offline(data, args.offline_steps, progress_bar=args.progress, log_interval=1000)
+        train_offline(model, data, args)
         train_s = time.perf_counter() - t0
         eval_env, _ = make_env(env_id)
         feasible = [e["return"] for e in ep_stats if e["cost"] <= COST_LIMIT]
@@ -240,6 +338,7 @@ def main() -> None:
             "best_feasible_behaviour_return": max(feasible) if feasible else None,
             "eval": evaluate(model, eval_env, args.eval_episodes, seed),
             "lambda": float(model.lagrange.value),
+            "calibration": cost_calibration(model, data),
             "collect_s": collect_s,
             "train_s": train_s,
         }
@@ -305,7 +404,7 @@ def write_report(
                 f"return ratio vs SAC {ratio:.2f} >= 0.70: {'met' if ratio >= 0.7 else 'MISSED'}."
             )
     if offline is not None:
-        e = offline["eval"]
+        e, cal = offline["eval"], offline["calibration"]
         best = offline["best_feasible_behaviour_return"]
         lines += [
             "",
@@ -316,7 +415,11 @@ def write_report(
             f"alpha_cql={args.offline_alpha_cql}, beta_cql={args.offline_beta_cql}, "
             f"lambda_lr={args.lambda_lr if args.offline_lambda_lr is None else args.offline_lambda_lr}, "
             f"lambda_init={args.lambda_init if args.offline_lambda_init is None else args.offline_lambda_init}, "
-            f"lambda_max={args.offline_lambda_max}.",
+            f"lambda_max={args.offline_lambda_max}, PID (kp, ki, kd)={args.offline_pid}, "
+            f"tau={args.offline_tau}, lambda warm-up={args.offline_lambda_warmup} steps, "
+            f"lambda states={args.offline_lambda_states}, "
+            f"learner seed={args.seeds[0] if args.offline_seed is None else args.offline_seed}"
+            + (" (dataset loaded from the --workdir cache)." if offline["collect_s"] == 0.0 else "."),
             "",
             "| behaviour policy | episodes | mean return | mean cost |",
             "|---|---|---|---|",
@@ -331,6 +434,13 @@ def write_report(
             "",
             f"Offline CQLLag: return {e['return']:.1f} ± {e['return_std']:.1f}, cost {e['cost']:.1f} ± {e['cost_std']:.1f}, "
             f"lambda {offline['lambda']:.3f}.",
+            "",
+            "Cost-critic calibration on the dataset states (discounted scale): "
+            f"max_i Q_ci(s, a_data) {cal['q_c_data']:.2f}, max_i Q_ci(s, pi(s)) {cal['q_c_policy']:.2f}, "
+            f"empirical discounted cost-to-go of the data {cal['cost_to_go']:.2f}, "
+            f"limit d_disc {cal['limit_discounted']:.2f}. "
+            f"The same on the {len(offline['behaviour'])} episode-start states: {cal['start_q_c_data']:.2f}, "
+            f"{cal['start_q_c_policy']:.2f}, {cal['start_cost_to_go']:.2f}.",
         ]
         if best is None:
             lines.append("- No behaviour episode met the cost limit, so the return target is undefined.")

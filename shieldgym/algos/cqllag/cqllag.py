@@ -228,6 +228,8 @@ class CQLLag(OffPolicyAlgorithm):
         self.cql_temperature = float(cql_temperature)
         self.cql_weight_lr = cql_weight_lr
         self.ep_cost_buffer: deque[float] | None = None
+        self._lambda_frozen = False  # True during the lambda warm-up of learn_offline
+        self._initial_obs: PyTorchObs | None = None  # set by learn_offline(lambda_states="initial")
         if _init_setup_model:
             self._setup_model()
 
@@ -444,8 +446,9 @@ class CQLLag(OffPolicyAlgorithm):
         self.actor.optimizer.step()
 
         # --- dual ascent on lambda with the critic's estimate of the policy's discounted cost
-        cost_estimate = q_c_pi.detach().mean()
-        self.lagrange.update(cost_estimate)
+        cost_estimate = q_c_pi.detach().mean() if self._initial_obs is None else self._initial_cost_estimate(bsz)
+        if not self._lambda_frozen:
+            self.lagrange.update(cost_estimate)
 
         if update_target:
             polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
@@ -465,6 +468,18 @@ class CQLLag(OffPolicyAlgorithm):
                 cost_estimate,
             ]
         )
+
+    @th.no_grad()
+    def _initial_cost_estimate(self, batch_size: int) -> th.Tensor:
+        """``E_{s0}[max_i Q_ci(s0, a)]``, ``a ~ pi(.|s0)``, over (at most ``batch_size`` random) episode-start states."""
+        assert self._initial_obs is not None
+        obs = self._initial_obs
+        n = len(next(iter(obs.values()))) if isinstance(obs, dict) else len(obs)
+        if n > batch_size:
+            idx = th.randint(n, (batch_size,), device=self.device)
+            obs = {k: v[idx] for k, v in obs.items()} if isinstance(obs, dict) else obs[idx]
+        q = self.critic(obs, self.actor(obs))  # (2n_critics, B)
+        return q[self.policy.n_critics :].max(dim=0).values.mean()
 
     def _tune_cql_weight(
         self, log_w: th.Tensor, optimizer: th.optim.Optimizer | None, penalty: th.Tensor, threshold: float | None
@@ -542,6 +557,8 @@ class CQLLag(OffPolicyAlgorithm):
         log_interval: int = 1000,
         progress_bar: bool = False,
         tb_log_name: str = "CQLLag_offline",
+        lambda_warmup_steps: int = 0,
+        lambda_states: Literal["batch", "initial"] = "batch",
     ) -> SelfCQLLag:
         """Train from a fixed dataset, then ``learn()`` can continue online on the same replay buffer.
 
@@ -554,15 +571,36 @@ class CQLLag(OffPolicyAlgorithm):
             log_interval: dump the logger every this many updates.
             progress_bar: show a tqdm bar.
             tb_log_name: tensorboard run name (when ``tensorboard_log`` is set).
+            lambda_warmup_steps: the first this many of the ``gradient_steps`` keep ``lambda`` at its
+                current value (critics and actor train, the multiplier does not move), so the cost
+                critic has fitted the data before its estimate drives ``lambda``. Offline, a fresh cost
+                critic's early, inflated estimates would otherwise push ``lambda`` far past its need.
+            lambda_states: where ``lambda`` reads the policy's cost ``E_s[max_i Q_ci(s, a ~ pi)]``:
+                ``"batch"``, the sampled replay states (as online); ``"initial"``, the dataset's
+                episode-start states (row 0 and every row after a terminal or timeout), i.e. the
+                constraint ``J_c(pi) = E_{s0}[V_c(s0)] <= d_disc`` as posed. A mixed-quality dataset
+                holds many states from which no action avoids cost (a random policy's), so its batch
+                average stays far above what the best policy incurs from the start; ``"initial"``
+                requires ``dataset`` (not ``None``) and applies to this call only.
 
         Returns:
             ``self``.
         """
         if int(gradient_steps) < 1:
             raise ValueError(f"gradient_steps must be >= 1, got {gradient_steps!r}.")
+        if lambda_states not in ("batch", "initial"):
+            raise ValueError(f"lambda_states must be 'batch' or 'initial', got {lambda_states!r}.")
+        if lambda_states == "initial" and dataset is None:
+            raise ValueError("lambda_states='initial' needs the dataset (its episode starts); got dataset=None.")
+        if not 0 <= int(lambda_warmup_steps) <= int(gradient_steps):
+            raise ValueError(
+                f"lambda_warmup_steps must be in [0, gradient_steps={gradient_steps}], got {lambda_warmup_steps!r}."
+            )
         if dataset is not None:
             data = dataset if isinstance(dataset, OfflineDataset) else load_offline_dataset(dataset, cost_key=self.cost_key)
             self.add_offline_data(data)
+            if lambda_states == "initial":
+                self._initial_obs = self._episode_starts(data)
         if self.replay_buffer.size() == 0:
             raise ValueError("learn_offline: the replay buffer is empty; pass a dataset.")
         if getattr(self, "_logger", None) is None:
@@ -576,7 +614,10 @@ class CQLLag(OffPolicyAlgorithm):
         done = 0
         try:
             while done < gradient_steps:
-                chunk = min(int(log_interval), int(gradient_steps) - done)
+                frozen = done < int(lambda_warmup_steps)
+                end = int(lambda_warmup_steps) if frozen else int(gradient_steps)
+                chunk = min(int(log_interval), end - done)
+                self._lambda_frozen = frozen
                 self.train(chunk, batch_size=batch_size)
                 done += chunk
                 self.logger.record("offline/gradient_steps", done)
@@ -584,9 +625,19 @@ class CQLLag(OffPolicyAlgorithm):
                 if pbar is not None:
                     pbar.update(chunk)
         finally:
+            self._lambda_frozen = False
+            self._initial_obs = None
             if pbar is not None:
                 pbar.close()
         return self
+
+    def _episode_starts(self, data: OfflineDataset) -> PyTorchObs:
+        """Observations of the dataset's episode starts (row 0 and each row after a terminal or timeout) on the device."""
+        ends = np.logical_or(np.asarray(data.terminals, bool), np.asarray(data.timeouts, bool))
+        idx = np.flatnonzero(np.concatenate([[True], ends[:-1]]))
+        obs = data.observations
+        starts = {k: np.asarray(v)[idx] for k, v in obs.items()} if isinstance(obs, dict) else np.asarray(obs)[idx]
+        return self.policy.obs_to_tensor(starts)[0]  # type: ignore[arg-type]
 
     def add_offline_data(self, data: OfflineDataset) -> int:
         """Put an :class:`OfflineDataset` into the replay buffer (actions rescaled to [-1, 1]); returns the count."""
@@ -665,7 +716,7 @@ class CQLLag(OffPolicyAlgorithm):
     # ------------------------------------------------------------------ save / load
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "actor", "critic", "critic_target", "_ep_cost"]
+        return [*super()._excluded_save_params(), "actor", "critic", "critic_target", "_ep_cost", "_initial_obs"]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts = ["policy", "actor.optimizer", "critic.optimizer", "lagrange"]
