@@ -78,7 +78,7 @@ class EnsembleMLP(nn.Module):
             if hasattr(act, "inplace"):
                 # The matmul's output is not needed for its own backward, so the activation may overwrite
                 # it: one (E, B, hidden) tensor less per layer on the CQL hot path.
-                act.inplace = True
+                act.inplace = True  # type: ignore[assignment]
             layers += [EnsembleLinear(n_members, a, b), act]
         layers.append(EnsembleLinear(n_members, sizes[-1], out_dim))
         self.net = nn.Sequential(*layers)
