@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-__all__ = ["MujocoCamera", "camera_observation_space", "image_size"]
+__all__ = ["CameraSimEnv", "MujocoCamera", "camera_observation_space", "image_size"]
 
 
 def image_size(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
@@ -112,3 +113,24 @@ class MujocoCamera:
         renderer = self.__dict__.pop("_renderer", None)
         if renderer is not None:
             renderer.close()
+
+
+class CameraSimEnv(gym.Env):
+    """Base of the suite adapters that wrap a simulator env (``self.env``) and may own a
+    :class:`MujocoCamera` (``self._camera``): rendering and closing are the same for each."""
+
+    env: Any
+    _camera: MujocoCamera | None
+
+    def render(self) -> np.ndarray | None:  # type: ignore[override]
+        """The camera image (``render_mode="rgb_array"``), else ``None``."""
+        if self.render_mode != "rgb_array" or self._camera is None:
+            return None
+        return self._camera.render_rgb()
+
+    def close(self) -> None:
+        """Free the renderer and the simulator."""
+        if self._camera is not None:
+            self._camera.close()
+            self._camera = None
+        self.env.close()

@@ -36,7 +36,7 @@ from gymnasium import spaces
 
 from shieldgym._optional import require
 from shieldgym.costs.base import CostTerm
-from shieldgym.envs._camera import MujocoCamera, camera_observation_space
+from shieldgym.envs._camera import CameraSimEnv, MujocoCamera, camera_observation_space
 from shieldgym.envs._camera import image_size as _image_size
 from shieldgym.envs.registry import Suite, register_suite
 
@@ -146,7 +146,7 @@ def _task_name(task: str) -> str:
     return name
 
 
-class MetaWorldTask(gym.Env):
+class MetaWorldTask(CameraSimEnv):
     """One Meta-World v3 task as a Gymnasium 1.x env (goal observable, seeded placements).
 
     Costs are not computed here: :func:`make_metaworld` wraps this env in a
@@ -251,19 +251,6 @@ class MetaWorldTask(gym.Env):
         terminated = self.terminate_on_success and info["success"]
         truncated = self._steps >= self.max_episode_steps
         return self._observe(state), float(reward), terminated, truncated, info
-
-    def render(self) -> np.ndarray | None:  # type: ignore[override]
-        """The camera image (``render_mode="rgb_array"``), else ``None``."""
-        if self.render_mode != "rgb_array" or self._camera is None:
-            return None
-        return self._camera.render_rgb()
-
-    def close(self) -> None:
-        """Free the renderer and the simulator."""
-        if self._camera is not None:
-            self._camera.close()
-            self._camera = None
-        self.env.close()
 
 
 def default_cost_terms(env: MetaWorldTask, *, max_speed: float = DEFAULT_MAX_SPEED, workspace: Any = None) -> list[CostTerm]:

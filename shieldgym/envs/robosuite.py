@@ -33,7 +33,7 @@ from gymnasium import spaces
 
 from shieldgym._optional import require
 from shieldgym.costs.base import CostTerm
-from shieldgym.envs._camera import MujocoCamera, camera_observation_space
+from shieldgym.envs._camera import CameraSimEnv, MujocoCamera, camera_observation_space
 from shieldgym.envs._camera import image_size as _image_size
 from shieldgym.envs.registry import Suite, register_suite
 
@@ -78,7 +78,7 @@ class _QuietLogger:
         self._logger.setLevel(self._level)
 
 
-class RoboSuiteTask(gym.Env):
+class RoboSuiteTask(CameraSimEnv):
     """A RoboSuite manipulation task as a Gymnasium 1.x env (no costs: see :func:`make_robosuite`).
 
     Args:
@@ -197,19 +197,6 @@ class RoboSuiteTask(gym.Env):
         terminated = self.terminate_on_success and info["success"]
         truncated = self._steps >= self.max_episode_steps
         return self._observe(obs), float(reward), terminated, truncated, info
-
-    def render(self) -> np.ndarray | None:  # type: ignore[override]
-        """The camera image (``render_mode="rgb_array"``), else ``None``."""
-        if self.render_mode != "rgb_array" or self._camera is None:
-            return None
-        return self._camera.render_rgb()
-
-    def close(self) -> None:
-        """Free the renderer and the simulator."""
-        if self._camera is not None:
-            self._camera.close()
-            self._camera = None
-        self.env.close()
 
 
 def default_cost_terms(
