@@ -158,6 +158,9 @@ def main() -> None:
     eight_obs, eight_act = np.zeros((8, obs_dim)), np.zeros((8, 2))
     calls = {
         "numba, batch 1": critic_call_us(numba_critic, one_obs, one_act),
+        "numba, one row (`risk_one`: finiteness test + forward, the single-env shield's call)": critic_call_us(
+            numba_critic.risk_one, one_obs[0], one_act[0]
+        ),
         "numpy, batch 1": critic_call_us(numpy_critic, one_obs, one_act),
         "torch, batch 1": critic_call_us(torch_critic, one_obs, one_act),
         "numba, batch 8": critic_call_us(numba_critic, eight_obs, eight_act),
@@ -192,7 +195,7 @@ def main() -> None:
     call_lines = ["| critic call | us/call |", "|---|---:|", *[f"| {k} | {v:.1f} |" for k, v in calls.items()]]
     for name, us in in_loop_us.items():
         backend = name.split("-")[1]
-        call_lines.append(f"| {backend}, batch 1, inside the env loop (median `shield.last_latency_s`) | {us:.1f} |")
+        call_lines.append(f"| {backend} `risk_one`, inside the env loop (median `shield.last_latency_s`) | {us:.1f} |")
     call_lines.append(f"| shield decision logic alone (`Shield.filter`, critic returning a constant) | {logic_us:.1f} |")
     print(table)
     print()
@@ -243,7 +246,8 @@ vs the torch module under `inference_mode`), inside the env loop, and the shield
 
 `as_critic` uses the fast forward (`CostCritic.numpy_critic()`, numba backend when numba is installed,
 else NumPy) for a fitted `CostCritic`; a generic torch module goes through `TorchCritic` (the
-`shield-torch` row).
+`shield-torch` row). For one env the shield calls the fast forward's `risk_one(obs, action)`: the
+finiteness test of the inputs and the forward pass in one compiled call.
 """
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(md)

@@ -85,8 +85,9 @@ def test_numba_and_numpy_backends_agree_and_auto_prefers_numba() -> None:
 
 
 def test_without_numba_auto_falls_back_to_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fit, "_numba_kernel", None)
+    monkeypatch.setattr(fit, "_kernels", None)
     monkeypatch.setitem(sys.modules, "numba", None)  # makes `import numba` raise ImportError
+    monkeypatch.setitem(sys.modules, "shieldgym.critics._kernels", None)  # ... even when the kernels were imported
     module = critic_module(1, (8,))
     fast = module.numpy_critic()
     assert fast.backend == "numpy"
@@ -155,3 +156,72 @@ def test_filter_fast_path_info_matches_the_batch_decision() -> None:
     executed, info = shield.filter(obs, np.array([0.75, 0.0]))
     assert info["intervened"] and info["reason"] == "risk" and info["risk"] == 0.75
     np.testing.assert_array_equal(executed, [0.0, 0.0])
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_risk_one_matches_the_batch_call_and_is_nan_on_non_finite_input(backend: str) -> None:
+    module = critic_module(2, (16, 16))
+    fast = module.numpy_critic(backend)
+    obs, act = inputs(6, np.float64, seed=4)
+    for i in range(6):
+        one = fast.risk_one(obs[i], act[i])
+        assert type(one) is float
+        assert one == pytest.approx(float(fast(obs[i : i + 1], act[i : i + 1])[0]), rel=1e-6, abs=1e-7)
+    assert fast.risk_one(obs[0].astype(np.float32), act[0].astype(np.float32)) == pytest.approx(
+        float(reference(module, obs[:1], act[:1])[0]), rel=1e-5, abs=1e-6
+    )
+    for bad in (np.nan, np.inf, -np.inf):  # any non-finite input is NaN, even where the forward pass would not be
+        o, a = obs[0].copy(), act[0].copy()
+        o[3] = bad  # column 3 is 0 in every row: a skipped weight row in the forward pass
+        assert np.isnan(fast.risk_one(o, act[0]))
+        a[1] = bad
+        assert np.isnan(fast.risk_one(obs[0], a))
+    with pytest.raises(ValueError, match=r"expected obs \(6,\) and action \(2,\)"):
+        fast.risk_one(np.zeros(5), np.zeros(2))
+    with pytest.raises(ValueError, match=r"expected obs \(6,\) and action \(2,\)"):
+        fast.risk_one(np.zeros(6), np.zeros(3))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_filter_through_risk_one_decides_like_the_batch_path(backend: str) -> None:
+    module = critic_module(2, (16, 16))
+    fast = module.numpy_critic(backend)
+    space = gym.spaces.Box(np.array([-1.0, -2.0], np.float32), np.array([1.0, 0.5], np.float32))
+    obs, act = inputs(8, np.float64, seed=5)
+    risks = fast(obs, act)
+    threshold = float(np.sort(risks)[4])  # the rows above it are vetoed
+    assert (risks > threshold).sum() >= 2
+    one = Shield(fast, np.zeros(2), threshold, space)
+    plain = Shield(lambda o, a: fast(o, a), np.zeros(2), threshold, space)  # no risk_one: the batch path
+    assert one._risk_one is not None and plain._risk_one is None
+    cases = [(obs[i], act[i]) for i in range(8)]
+    nan_obs = obs[0].copy()
+    nan_obs[3] = np.nan
+    inf_act = act[1].copy()
+    inf_act[0] = np.inf
+    cases += [(nan_obs, act[0]), (obs[1], inf_act)]
+    for o, a in cases:
+        ex_one, info_one = one.filter(o, a)
+        ex_plain, info_plain = plain.filter(o, a)
+        np.testing.assert_array_equal(ex_one, ex_plain)
+        assert ex_one.dtype == np.float32
+        assert info_one["intervened"] == info_plain["intervened"] and info_one["reason"] == info_plain["reason"]
+        assert info_one["source"] == info_plain["source"]
+        np.testing.assert_allclose(info_one["risk"], info_plain["risk"], rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(info_one["proposed_action"], info_plain["proposed_action"])
+    assert one.n_interventions == plain.n_interventions == (risks > threshold).sum() + 2
+    assert [one.filter(o, a)[1]["reason"] for o, a in cases[-2:]] == ["nan", "nan"]
+    # a missed deadline vetoes on the risk_one path too
+    ticks = iter([0.0, 1.0])
+    late = Shield(fast, np.zeros(2), 1e9, space, max_latency_s=0.5, clock=lambda: next(ticks))
+    executed, info = late.filter(obs[0], act[0])
+    assert info["reason"] == "deadline" and info["intervened"] and executed.tolist() == [0.0, 0.0]
+
+    def broken(o: np.ndarray, a: np.ndarray) -> float:
+        raise RuntimeError("sensor bus down")
+
+    one._risk_one = broken
+    executed, info = one.filter(obs[0], act[0])
+    assert info["reason"] == "critic_error" and executed.tolist() == [0.0, 0.0]

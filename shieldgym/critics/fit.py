@@ -36,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -115,65 +116,19 @@ class CostCritic(nn.Module):
         return NumpyCostCritic(self, backend=backend)
 
 
-def _mlp_forward_kernel(
-    x: np.ndarray, a: np.ndarray, params: np.ndarray, layers: np.ndarray, n_members: int, width: int
-) -> np.ndarray:
-    """The forward pass of :class:`NumpyCostCritic`, written as loops for numba (``njit`` of this function).
-
-    ``params`` is the float32 buffer of every layer's ``W (E, in, out)`` then ``b (E, out)``;
-    ``layers[l] = (in, out, offset of W, offset of b)``; layer 0's inputs are the entries of ``x`` then
-    those of ``a``, later layers take the ReLU of the previous layer's output. Rows are computed one
-    after the other in two reused ``(width,)`` buffers, and the weight rows of inputs that are exactly 0
-    (about half the units after a ReLU) are skipped, which is exact for finite weights: a NaN input is
-    not 0 and propagates. Returns ``max_e Q_e`` clipped at 0 (NaN stays NaN), float32 ``(B,)``.
-    """
-    n_rows, n_obs = x.shape[0], x.shape[1]
-    h = np.empty(width, np.float32)
-    g = np.empty(width, np.float32)
-    risk = np.empty(n_rows, np.float32)
-    for r in range(n_rows):
-        best = np.float32(-np.inf)
-        for e in range(n_members):
-            for k in range(layers.shape[0]):
-                n_in, n_out, w_at, b_at = layers[k, 0], layers[k, 1], layers[k, 2], layers[k, 3]
-                # 2-D / 1-D views, indexed by loop counters only, so the inner loops vectorise
-                w = params[w_at + e * n_in * n_out : w_at + (e + 1) * n_in * n_out].reshape((n_in, n_out))
-                b = params[b_at + e * n_out : b_at + (e + 1) * n_out]
-                for j in range(n_out):
-                    g[j] = b[j]
-                for i in range(n_in):
-                    if k > 0:
-                        v = h[i]
-                        if v < 0.0:  # ReLU of the previous layer; NaN < 0 is False, so NaN propagates
-                            continue
-                    elif i < n_obs:
-                        v = np.float32(x[r, i])
-                    else:
-                        v = np.float32(a[r, i - n_obs])
-                    if v != 0.0:  # exact for finite weights; NaN != 0, so a NaN input propagates
-                        for j in range(n_out):
-                            g[j] += v * w[i, j]
-                h, g = g, h
-            q = h[0]
-            if q > best or q != q:
-                best = q
-        risk[r] = best if not best < 0.0 else np.float32(0.0)  # clipped at 0, NaN kept
-    return risk
-
-
-_numba_kernel: Any = None
+_kernels: Any = None
 
 
 def _compiled_kernel() -> Any:
-    """``_mlp_forward_kernel`` compiled by numba (cached on disk), or ``None`` when numba is not installed."""
-    global _numba_kernel
-    if _numba_kernel is None:
+    """The compiled kernels module :mod:`shieldgym.critics._kernels`, or ``None`` when numba is not installed."""
+    global _kernels
+    if _kernels is None:
         try:
-            import numba
+            import shieldgym.critics._kernels as compiled
         except ImportError:
             return None
-        _numba_kernel = numba.njit(cache=True, nogil=True)(_mlp_forward_kernel)
-    return _numba_kernel
+        _kernels = compiled
+    return _kernels
 
 
 class NumpyCostCritic:
@@ -186,7 +141,7 @@ class NumpyCostCritic:
 
     Two backends compute the same function (up to float32 rounding):
 
-    - ``"numba"``: one compiled call (:func:`_mlp_forward_kernel`) that reads each weight row once and
+    - ``"numba"``: one compiled call (:mod:`shieldgym.critics._kernels`) that reads each weight row once and
       skips the zero activations after a ReLU; for one observation it is ~3x faster than NumPy and
       much less slowed down when the caller has evicted the weights from the CPU caches;
     - ``"numpy"``: one float32 ``matmul`` per layer (used when numba is not installed).
@@ -261,7 +216,7 @@ class NumpyCostCritic:
                     f"expected obs (B, {self.obs_dim}) and actions (B, {self.layers[0, 0] - self.obs_dim}), "
                     f"got {x.shape} and {a.shape}."
                 )
-            return self._kernel(x, a, self.params, self.layers, self.n_members, self._width)
+            return self._kernel.mlp_forward(x, a, self.params, self.layers, self.n_members, self._width)
         x = np.asarray(obs, dtype=np.float32)  # float32 in, so no weight is up-cast per call
         a = np.asarray(actions, dtype=np.float32).reshape(len(x), -1)
         # (B, obs) @ ([E,] obs, H) -> ([E,] B, H)
@@ -274,6 +229,28 @@ class NumpyCostCritic:
             h += b
         risk = h[:, 0] if self.n_members == 1 else h[..., 0].max(axis=0)  # (B,)
         return np.maximum(risk, 0.0)
+
+    def risk_one(self, obs: np.ndarray, action: np.ndarray) -> float:
+        """Risk of one observation ``(obs_dim,)`` and one action ``(A,)`` (no batch dimension).
+
+        The same value as ``self(obs[None], action[None])[0]``, except that any NaN or inf in the
+        inputs gives NaN. With the numba backend the finiteness test and the forward pass are one
+        compiled call: this is the single-env check of :class:`~shieldgym.wrappers.shield.Shield`.
+
+        Raises:
+            ValueError: wrong input shapes.
+        """
+        n_act = int(self.layers[0, 0]) - self.obs_dim
+        if self._kernel is not None and type(obs) is np.ndarray and type(action) is np.ndarray:
+            if obs.shape != (self.obs_dim,) or action.shape != (n_act,):
+                raise ValueError(f"expected obs ({self.obs_dim},) and action ({n_act},), got {obs.shape} and {action.shape}.")
+            return self._kernel.risk_one(obs, action, self.params, self.layers, self.n_members, self._width)
+        x, a = np.asarray(obs, dtype=np.float64), np.asarray(action, dtype=np.float64)
+        if x.shape != (self.obs_dim,) or a.shape != (n_act,):
+            raise ValueError(f"expected obs ({self.obs_dim},) and action ({n_act},), got {x.shape} and {a.shape}.")
+        if not (np.isfinite(x).all() and np.isfinite(a).all()):
+            return math.nan
+        return float(self(x[None], a[None])[0])
 
 
 @dataclass(frozen=True)

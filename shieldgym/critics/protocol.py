@@ -13,6 +13,11 @@ expected discounted cost ``Q_c(s, a)``) of each action. Larger is riskier.
 - a trained model with a ``cost_critic()`` method (e.g. ``CQLLag``) returning one of these;
 - a plain callable, used as is.
 
+A critic may also offer ``critic.risk_one(obs, action) -> float``: the risk of one observation and one
+action without a batch dimension, NaN when any input is NaN or inf. When it does (the fast forward of
+a fitted :class:`~shieldgym.critics.fit.CostCritic` does), the single-env shield calls it instead of the
+batched call, which saves the batch bookkeeping and the separate finiteness test on every step.
+
 Example:
     >>> import numpy as np
     >>> critic = as_critic(lambda obs, act: np.abs(obs[:, 0] + act[:, 0]))

@@ -251,6 +251,12 @@ class Shield:
         self.n_checks = 0
         self.n_interventions = 0
         self.last_latency_s = float("nan")
+        # optional single-row entry point of the critic (NumpyCostCritic.risk_one): finiteness test and
+        # forward pass in one call, used by filter() for a Box action and an array observation
+        risk_one = getattr(self.critic, "risk_one", None)
+        self._risk_one: Callable[[np.ndarray, np.ndarray], float] | None = (
+            risk_one if callable(risk_one) and self._box else None
+        )
 
     # -- validation done once -------------------------------------------------------------------
     def validate_critic(self, observation_space: gym.Space) -> None:
@@ -479,6 +485,9 @@ class Shield:
             >>> action.tolist(), info["reason"]
             ([0.0], 'risk')
         """
+        one = self._risk_one is not None and type(obs) is np.ndarray and type(action) is np.ndarray
+        if one and action.shape == self._action_shape:
+            return self._filter_one(obs, action.astype(self._dtype))
         if type(obs) is np.ndarray:
             obs_batch: Any = obs[None]
         elif isinstance(obs, Mapping):
@@ -505,6 +514,35 @@ class Shield:
             "source": "policy",
         }
         return (action_row if self._box else action_row.item()), info
+
+    def _filter_one(self, obs: np.ndarray, proposed: np.ndarray) -> tuple[Any, dict[str, Any]]:
+        """:meth:`filter` through the critic's ``risk_one``: one compiled call checks the inputs are finite
+        (NaN otherwise) and scores the action; anything but a pass takes the general path with that result."""
+        self.n_checks += 1
+        t0 = self.clock()
+        try:
+            risk = self._risk_one(obs, proposed)  # type: ignore[misc]
+        except Exception as exc:  # any critic failure vetoes; the reason is recorded
+            decision = self._decide(
+                obs[None], proposed[None], None, None, None, f"critic raised {exc!r}", self.clock() - t0, 0
+            )
+            return decision.executed[0], self.info(decision, proposed[None], 0)
+        latency = self.clock() - t0
+        self.last_latency_s = latency
+        if risk <= self.threshold and (self.max_latency_s is None or latency <= self.max_latency_s):
+            info = {
+                "proposed_action": proposed,
+                "executed_action": proposed,
+                "risk": float(risk),
+                "threshold": self.threshold,
+                "intervened": False,
+                "reason": None,
+                "source": "policy",
+            }
+            return proposed, info
+        # vetoed: risk above the threshold, NaN (non-finite input or output) or a missed deadline
+        decision = self._decide(obs[None], proposed[None], None, None, np.array([risk]), None, latency, 0)
+        return decision.executed[0], self.info(decision, proposed[None], 0)
 
     def info(self, decision: ShieldDecision, proposed: np.ndarray, i: int) -> dict[str, Any]:
         """``info["shield"]`` of row ``i`` of a decision."""

@@ -1,0 +1,88 @@
+"""Compiled (numba) forward passes of :class:`~shieldgym.critics.fit.NumpyCostCritic`.
+
+This module imports numba at import time; :mod:`shieldgym.critics.fit` imports it only when a
+numba backend is asked for (numba is the optional ``fast`` extra). Every function is compiled on
+first use and cached on disk.
+
+The weights live in one float32 buffer ``params``: every layer's ``W (E, in, out)`` then
+``b (E, out)``, member-major, with ``layers[l] = (in, out, offset of W, offset of b)``. Layer 0's
+inputs are the entries of the observation row then those of the action row; later layers take the
+ReLU of the previous layer's output. The weight rows of inputs that are exactly 0 (about half the
+units after a ReLU) are skipped, which is exact for finite weights: a NaN input is not 0 and
+propagates. Risk is the maximum over members, clipped at 0 (a cost-to-go is never negative).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+__all__ = ["mlp_forward", "risk_one"]
+
+
+@numba.njit(cache=True, nogil=True)
+def _member_max(
+    x: np.ndarray, a: np.ndarray, params: np.ndarray, layers: np.ndarray, n_members: int, h: np.ndarray, g: np.ndarray
+) -> float:
+    """``max_e Q_e(x, a)`` of one row (NaN when any member's is), computed in the two ``(width,)`` buffers."""
+    n_obs = x.shape[0]
+    best = np.float32(-np.inf)
+    for e in range(n_members):
+        for k in range(layers.shape[0]):
+            n_in, n_out, w_at, b_at = layers[k, 0], layers[k, 1], layers[k, 2], layers[k, 3]
+            # 2-D / 1-D views, indexed by loop counters only, so the inner loops vectorise
+            w = params[w_at + e * n_in * n_out : w_at + (e + 1) * n_in * n_out].reshape((n_in, n_out))
+            b = params[b_at + e * n_out : b_at + (e + 1) * n_out]
+            for j in range(n_out):
+                g[j] = b[j]
+            for i in range(n_in):
+                if k > 0:
+                    v = h[i]
+                    if v < 0.0:  # ReLU of the previous layer; NaN < 0 is False, so NaN propagates
+                        continue
+                elif i < n_obs:
+                    v = np.float32(x[i])
+                else:
+                    v = np.float32(a[i - n_obs])
+                if v != 0.0:  # exact for finite weights; NaN != 0, so a NaN input propagates
+                    for j in range(n_out):
+                        g[j] += v * w[i, j]
+            h, g = g, h
+        q = h[0]
+        if q > best or q != q:
+            best = q
+    return best
+
+
+@numba.njit(cache=True, nogil=True)
+def mlp_forward(
+    x: np.ndarray, a: np.ndarray, params: np.ndarray, layers: np.ndarray, n_members: int, width: int
+) -> np.ndarray:
+    """Risk of each row of ``x (B, obs_dim)``, ``a (B, A)``: float32 ``(B,)``, clipped at 0, NaN kept."""
+    h = np.empty(width, np.float32)
+    g = np.empty(width, np.float32)
+    risk = np.empty(x.shape[0], np.float32)
+    for r in range(x.shape[0]):
+        best = _member_max(x[r], a[r], params, layers, n_members, h, g)
+        risk[r] = best if not best < 0.0 else np.float32(0.0)  # clipped at 0, NaN kept
+    return risk
+
+
+@numba.njit(cache=True, nogil=True)
+def risk_one(x: np.ndarray, a: np.ndarray, params: np.ndarray, layers: np.ndarray, n_members: int, width: int) -> float:
+    """Risk of one observation ``x (obs_dim,)`` and action ``a (A,)``; NaN when any input is NaN or inf.
+
+    The finiteness test and the forward pass in one call: the shield's single-env check.
+    """
+    for i in range(x.shape[0]):
+        if not math.isfinite(x[i]):
+            return math.nan
+    for i in range(a.shape[0]):
+        if not math.isfinite(a[i]):
+            return math.nan
+    h = np.empty(width, np.float32)
+    g = np.empty(width, np.float32)
+    best = _member_max(x, a, params, layers, n_members, h, g)
+    return 0.0 if best < 0.0 else float(best)
