@@ -25,7 +25,7 @@ __all__ = ["mlp_forward", "risk_one"]
 @numba.njit(cache=True, nogil=True)
 def _member_max(
     x: np.ndarray, a: np.ndarray, params: np.ndarray, layers: np.ndarray, n_members: int, h: np.ndarray, g: np.ndarray
-) -> float:
+) -> np.float32:
     """``max_e Q_e(x, a)`` of one row (NaN when any member's is), computed in the two ``(width,)`` buffers."""
     n_obs = x.shape[0]
     best = np.float32(-np.inf)
