@@ -64,12 +64,14 @@ adds Gymnasium's ``TimeLimit`` with the suite's limit (1000 steps; 500 for Circl
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.metadata
 import importlib.util
+import io
 import re
 import sys
 import threading
@@ -298,6 +300,23 @@ def _loaded_by_us(module: ModuleType | None) -> bool:
     return spec is not None and isinstance(spec.loader, _PatchingLoader)
 
 
+def _import_gymnasium_robotics() -> None:
+    """Import gymnasium-robotics (imported by safety-gymnasium) without its import-time notice.
+
+    gymnasium-robotics 1.2.1-1.4.2 print a notice about the reward functions of three Adroit hand
+    tasks on every import; those tasks are not part of any shieldgym suite, so that one line is
+    dropped. Anything else written to stderr during the import is passed on.
+    """
+    if "gymnasium_robotics" in sys.modules:
+        return
+    captured = io.StringIO()
+    with contextlib.redirect_stderr(captured):
+        importlib.import_module("gymnasium_robotics")
+    kept = [line for line in captured.getvalue().splitlines(keepends=True) if not line.startswith("AdroitHand")]
+    if kept:
+        sys.stderr.write("".join(kept))
+
+
 def load_safety_gymnasium() -> ModuleType:
     """Import ``safety_gymnasium`` through the compatibility layer (idempotent, thread-safe).
 
@@ -330,6 +349,7 @@ def load_safety_gymnasium() -> ModuleType:
         for name in [n for n in sys.modules if n == _PKG or n.startswith(_PKG + ".")]:
             del sys.modules[name]
         try:
+            _import_gymnasium_robotics()
             return importlib.import_module(_PKG)
         except ShieldgymError:
             raise
