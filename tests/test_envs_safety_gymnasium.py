@@ -107,6 +107,33 @@ def test_same_seed_and_actions_match_the_suites_own_six_tuple_step(sg, goal_env)
         assert info["cost"] == c_own == info_own["cost_sum"]
         assert info["costs"] == {"cost_hazards": info_own["cost_hazards"]}
         assert (te, tr) == (te_own, tr_own)
+    # the bridge built its world without the skybox (it never renders), the suite's own env with it
+    assert _has_skybox(own.unwrapped.task.model) and not _has_skybox(goal_env.unwrapped.suite_env.task.model)
+
+
+def _has_skybox(model) -> bool:
+    import mujoco
+
+    return int(mujoco.mjtTexture.mjTEXTURE_SKYBOX) in model.tex_type.tolist()
+
+
+def test_skybox_is_kept_wherever_a_frame_can_show_it():
+    for env_id, mode in (
+        ("SafetyPointGoal0-v0", "rgb_array"),
+        ("SafetyPointGoal0-v0", "depth_array"),
+        ("SafetyPointGoal0Vision-v0", None),
+    ):
+        env = shieldgym.make(env_id, render_mode=mode, width=48, height=64)
+        env.reset(seed=0)
+        assert _has_skybox(env.unwrapped.suite_env.task.model), (env_id, mode)
+        env.reset(seed=1)  # a rebuilt world keeps it too
+        assert _has_skybox(env.unwrapped.suite_env.task.model), (env_id, mode)
+        env.close()
+    env = shieldgym.make("SafetyPointGoal0-v0")
+    env.reset(seed=0)
+    env.reset(seed=1)
+    assert not _has_skybox(env.unwrapped.suite_env.task.model)
+    env.close()
 
 
 def test_cost_is_the_suites_cost_and_components_are_reported():
