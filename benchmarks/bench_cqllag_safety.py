@@ -11,6 +11,10 @@ best behaviour episode that meets the limit. The dataset is cached under ``--wor
 ``--resume``, so offline settings (``--offline-lambda-states``, ``--offline-tau``, ``--offline-pid``,
 ``--offline-lambda-warmup``, ...) can be compared on the same data without retraining online.
 
+Online, ``--lambda-source episode_cost`` drives lambda by the measured cost of finished training episodes
+instead of the cost critic, and ``--normalise-actor-loss`` divides the actor's ``-Q_r + lambda Q_c`` by
+``1 + lambda``; the report lists lambda and the mean cost of the last 10 training episodes at every checkpoint.
+
 Runs are chunked: after every ``--chunk`` env steps the model and its replay buffer are saved under
 ``--workdir``; ``--resume`` continues from there. Results go to ``benchmarks/results/cqllag_safety.md``.
 
@@ -82,6 +86,8 @@ def build(algo: str, env: gym.Env, seed: int, args: argparse.Namespace) -> Any:
         cql_n_actions=args.n_actions,
         lambda_lr=args.lambda_lr,
         lambda_init=args.lambda_init,
+        lambda_source=args.lambda_source,
+        normalise_actor_loss=args.normalise_actor_loss,
         **common,
     )
 
@@ -99,12 +105,23 @@ def train_online(env_id: str, algo: str, seed: int, args: argparse.Namespace, wo
             model.load_replay_buffer(buf)
     else:
         model = build(algo, env, seed, args)
+    if meta["steps_done"] < args.steps:
+        meta.pop("eval", None)  # a resumed run trained further: its stored evaluation is stale
     while meta["steps_done"] < args.steps:
         chunk = min(args.chunk, args.steps - meta["steps_done"])
         t0 = time.perf_counter()
         model.learn(chunk, reset_num_timesteps=meta["steps_done"] == 0, progress_bar=args.progress)
         meta["wall_s"] += time.perf_counter() - t0
         meta["steps_done"] += chunk
+        if algo == "cqllag":  # the multiplier and the measured training-episode cost at each checkpoint
+            recent = list(model.ep_cost_buffer or [])[-10:]
+            meta.setdefault("history", []).append(
+                {
+                    "steps": meta["steps_done"],
+                    "lambda": float(model.lagrange.value),
+                    "train_ep_cost_last10": float(np.mean(recent)) if recent else None,
+                }
+            )
         model.save(ckpt)
         model.save_replay_buffer(buf)
         meta_path.write_text(json.dumps(meta))
@@ -268,9 +285,30 @@ def main() -> None:
         help="states where lambda reads the policy's cost offline: replay batch or the dataset's episode starts",
     )
     parser.add_argument("--offline-tau", type=float, default=0.005, help="target-network Polyak rate offline")
+    parser.add_argument(
+        "--offline-cost-reduce",
+        choices=("max", "mean"),
+        default="max",
+        help="offline: how the actor and lambda's estimate combine the twin cost critics",
+    )
+    parser.add_argument("--offline-bc-weight", type=float, default=0.0, help="offline behaviour-cloning weight on the actor")
+    parser.add_argument(
+        "--offline-normalise-actor-loss", action="store_true", help="offline actor loss (-Q_r + lambda Q_c) / (1 + lambda)"
+    )
     parser.add_argument("--offline-lambda-warmup", type=int, default=0, help="offline steps with lambda frozen first")
     parser.add_argument("--offline-seed", type=int, default=None, help="seed of the offline learner (default: --seeds[0])")
-    parser.add_argument("--lambda-lr", type=float, default=3e-3)
+    parser.add_argument(
+        "--lambda-lr", type=float, default=None, help="dual step size (default: 3e-3 with --lambda-source critic, else 0.05)"
+    )
+    parser.add_argument(
+        "--lambda-source",
+        choices=("critic", "episode_cost"),
+        default="critic",
+        help="online: lambda reads the cost critic on replay batches, or the measured cost of finished training episodes",
+    )
+    parser.add_argument(
+        "--normalise-actor-loss", action="store_true", help="online actor loss (-Q_r + lambda Q_c) / (1 + lambda)"
+    )
     parser.add_argument("--lambda-init", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workdir", default="/tmp/cqllag_safety")
@@ -278,6 +316,8 @@ def main() -> None:
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--output", default=str(RESULTS / "cqllag_safety.md"))
     args = parser.parse_args()
+    if args.lambda_lr is None:
+        args.lambda_lr = 3e-3 if args.lambda_source == "critic" else 0.05
     torch.set_num_threads(args.threads)
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -321,6 +361,9 @@ def main() -> None:
             lambda_init=args.lambda_init if args.offline_lambda_init is None else args.offline_lambda_init,
             lambda_max=args.offline_lambda_max,
             pid_lagrangian=pid,
+            cost_reduce=args.offline_cost_reduce,
+            bc_weight=args.offline_bc_weight,
+            normalise_actor_loss=args.offline_normalise_actor_loss,
             tau=args.offline_tau,
             policy_kwargs=dict(net_arch=[args.hidden, args.hidden]),
             seed=seed if args.offline_seed is None else args.offline_seed,
@@ -371,7 +414,8 @@ def write_report(
         "",
         f"Settings: {args.steps} env steps per online run, nets {args.hidden}x{args.hidden}, batch {args.batch_size}, "
         f"{args.n_actions} CQL actions per proposal, online alpha_cql={args.alpha_cql}, beta_cql={args.beta_cql}, "
-        f"lambda_lr={args.lambda_lr}, lambda_init={args.lambda_init}, cost limit d={COST_LIMIT} per episode, "
+        f"lambda_lr={args.lambda_lr}, lambda_init={args.lambda_init}, lambda_source={args.lambda_source}, "
+        f"normalise_actor_loss={args.normalise_actor_loss}, cost limit d={COST_LIMIT} per episode, "
         f"{args.eval_episodes} deterministic evaluation episodes.",
         "",
         "## Online",
@@ -387,6 +431,14 @@ def write_report(
             f"| {e['return']:.1f} ± {e['return_std']:.1f} "
             f"| {e['cost']:.1f} ± {e['cost_std']:.1f} | {lam} | {r.get('env_built_with', '')} |"
         )
+    for r in online:
+        if r.get("history"):
+            steps = ", ".join(
+                f"{h['steps']}: lambda {h['lambda']:.3f}"
+                + (f", cost {h['train_ep_cost_last10']:.1f}" if h["train_ep_cost_last10"] is not None else "")
+                for h in r["history"]
+            )
+            lines += ["", f"{r['env']} cqllag seed {r['seed']}, at each checkpoint (training episodes, last 10): {steps}."]
     lines += ["", "Targets (CQLLag vs SAC, same env and budget):", ""]
     for env_id in dict.fromkeys(r["env"] for r in online):
         c = [r["eval"] for r in online if r["env"] == env_id and r["algo"] == "cqllag"]
@@ -417,7 +469,8 @@ def write_report(
             f"lambda_init={args.lambda_init if args.offline_lambda_init is None else args.offline_lambda_init}, "
             f"lambda_max={args.offline_lambda_max}, PID (kp, ki, kd)={args.offline_pid}, "
             f"tau={args.offline_tau}, lambda warm-up={args.offline_lambda_warmup} steps, "
-            f"lambda states={args.offline_lambda_states}, "
+            f"lambda states={args.offline_lambda_states}, cost reduce={args.offline_cost_reduce}, "
+            f"normalised actor loss={args.offline_normalise_actor_loss}, bc weight={args.offline_bc_weight}, "
             f"learner seed={args.seeds[0] if args.offline_seed is None else args.offline_seed}"
             + (" (dataset loaded from the --workdir cache)." if offline["collect_s"] == 0.0 else "."),
             "",

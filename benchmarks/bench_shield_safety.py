@@ -24,14 +24,20 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch
 
 from shieldgym.report import format_table, machine_header, machine_info, plot_summary
-from shieldgym.shield_eval import SHIELD_CONFIGS, ShieldEvalResult, run_shield_eval, shield_config
+from shieldgym.shield_eval import (
+    POINT_GOAL_BACKUP_CRITIC,
+    SHIELD_CONFIGS,
+    ShieldEvalResult,
+    run_shield_eval,
+    shield_config,
+)
 
 RESULTS = Path(__file__).parent / "results"
 
 # Reset seeds of the short runs on which the fixed settings (e.g. a fixed threshold) were chosen.
-TUNING_SEEDS = "20000..20009"
+TUNING_SEEDS = "20000..20019"
 
-COLUMNS = [
+COLUMNS: list[str | tuple[str, str] | tuple[str, str, str]] = [
     ("env_id", "task"),
     "variant",
     ("ret_mean", "return", ".1f"),
@@ -64,11 +70,15 @@ def describe(result: ShieldEvalResult) -> str:
     red = v["cost_reduction"]
     change = f"cost reduced by {red:.1%}" if red >= 0 else f"cost increased by {-red:.1%}"
     inputs = "raw observation" if c.critic_features == "obs" else f"observation + {c.critic_features!r} features"
+    next_action: str = c.next_action
+    if c.next_action == "backup":
+        reference = "the shield's backup" if c.critic_backup_kwargs is None else f"{c.backup} {dict(c.critic_backup_kwargs)}"
+        next_action = f"backup(s') of {reference} (the cost of the action, then of that backup)"
     if result.calibration is None:
         calib_line = (
-            f"- threshold: fixed at {result.threshold:.3f} (chosen on 10-episode tuning runs with reset seeds "
-            f"{TUNING_SEEDS}, disjoint from the evaluation seeds below; the conformal threshold for target rate "
-            f"{c.target_rate} vetoes too late for this critic, see docs/shield.md)"
+            f"- threshold: fixed at {result.threshold:.3f} (chosen on tuning runs with reset seeds "
+            f"{TUNING_SEEDS}, disjoint from the evaluation seeds below; a conformal threshold on 'a cost within "
+            f"{c.label_horizon} steps' labels does not fit a critic of the cost under the backup, see docs/shield.md)"
         )
     else:
         calib_line = (
@@ -80,7 +90,7 @@ def describe(result: ShieldEvalResult) -> str:
         )
     backup_line = (
         f"- backup: {c.backup} {dict(c.backup_kwargs)} (task-specific: goal lidar pull, hazard-lidar repulsion with "
-        "swirl, brake when closing faster than it can stop)"
+        "swirl, brake when closing faster than it can stop; see `LidarNavigationBackup`)"
         if c.backup == "lidar_navigation"
         else f"- backup: {c.backup} over {c.n_candidates} candidates (brake action and shrunk proposals included)"
     )
@@ -90,8 +100,14 @@ def describe(result: ShieldEvalResult) -> str:
         f"- data: {c.collect_episodes} episodes ({result.n_transitions} transitions, seeds {c.seed}..{last_seed}), "
         f"{c.random_prob:.0%} of the steps start a uniform random action held for {c.hold_steps} step(s), Gaussian "
         f"noise sd {c.noise_std} x range on the rest; "
-        f"{1 - c.calib_fraction:.0%} of the episodes fit the critic, the rest calibrate it",
-        f"- critic: {c.n_critics} x MLP {list(c.net_arch)}, gamma {c.gamma}, a' = {c.next_action}, conservative weight "
+        + (
+            f"with probability {c.takeover_prob} per step the critic's backup takes over for {c.takeover_steps[0]}-"
+            f"{c.takeover_steps[1]} steps; "
+            if c.takeover_prob > 0
+            else ""
+        )
+        + f"{1 - c.calib_fraction:.0%} of the episodes fit the critic, the rest calibrate it",
+        f"- critic: {c.n_critics} x MLP {list(c.net_arch)}, gamma {c.gamma}, a' = {next_action}, conservative weight "
         f"{c.conservative_weight}, {c.fit_steps} steps of batch {c.batch_size}, {inputs}, "
         f"inputs {features}",
         calib_line,
@@ -114,6 +130,11 @@ def main() -> None:
     parser.add_argument(
         "--eval-seed", type=int, default=30_000, help="first evaluation reset seed (never used while tuning the settings)"
     )
+    parser.add_argument(
+        "--pointgoal-backup-critic",
+        action="store_true",
+        help="PointGoal1 with the alternative settings POINT_GOAL_BACKUP_CRITIC (critic of the cost under a backup)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     info = machine_info()
@@ -122,6 +143,8 @@ def main() -> None:
     results: list[ShieldEvalResult] = []
     for task in args.tasks:
         quick = dict(collect_episodes=4, fit_steps=50) if args.quick else {}
+        if args.pointgoal_backup_critic and task == "SafetyPointGoal1-v0":
+            quick = {**POINT_GOAL_BACKUP_CRITIC, **quick}
         config = shield_config(task, eval_episodes=args.episodes, eval_seed=args.eval_seed, **quick)
         result = run_shield_eval(config, progress=True)
         results.append(result)

@@ -153,8 +153,13 @@ def _task_policy_variant(env_id: str, env: gym.Env, seed: int) -> tuple[gym.Env,
 @functools.cache
 def _prepared_shield(env_id: str) -> Any:
     # One critic per task and process: collect noisy task-policy data, fit, set the threshold.
+    import torch
+
     from shieldgym.shield_eval import prepare_shield, shield_config
 
+    # The critic is small (2 x 128 units, batch 256): one thread fits it as fast as several, and does not
+    # slow to a crawl when other jobs share the cores (the recorded benchmark fits it the same way).
+    torch.set_num_threads(1)
     return prepare_shield(shield_config(env_id), progress=True)
 
 

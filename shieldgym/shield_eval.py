@@ -4,7 +4,8 @@ The pipeline behind ``benchmarks/bench_shield_safety.py`` (and a shielded benchm
 command line):
 
 1. **collect**: run the task policy with exploration noise (a fraction of uniformly random actions
-   and Gaussian noise on the rest) so that both safe and unsafe actions are covered;
+   and Gaussian noise on the rest) so that both safe and unsafe actions are covered, optionally with
+   the backup taking over at random times (for a critic of the cost under the backup);
 2. **fit**: :func:`~shieldgym.critics.fit.fit_cost_critic` on the transitions of the first
    ``1 - calib_fraction`` of the episodes (short-horizon cost-to-go, conservative upper bound);
 3. **calibrate**: :func:`~shieldgym.critics.calibration.calibrate_threshold` on the remaining
@@ -37,6 +38,7 @@ from shieldgym.costs.base import get_cost
 
 __all__ = [
     "CRITIC_FEATURES",
+    "POINT_GOAL_BACKUP_CRITIC",
     "POINT_GOAL_FEATURES",
     "SHIELD_CONFIGS",
     "TASK_POLICIES",
@@ -176,7 +178,16 @@ class ShieldEvalConfig:
             features are appended to the observation the critic is fitted on (the shield then uses a
             :class:`FeatureCritic`).
         next_action: ``a'`` of the critic's target: ``"min"`` (the least risky of sampled actions, the
-            cost-to-go of a shielded continuation) or ``"data"`` (the noisy behaviour policy's next action).
+            cost-to-go of a shielded continuation), ``"data"`` (the noisy behaviour policy's next action) or
+            ``"backup"`` (the backup's action at ``s'``: ``Q_c(s, a)`` is then the cost of taking ``a`` and
+            following the backup from there on, so an action passes when the backup can still recover after it).
+        takeover_prob: probability per collection step that the backup takes over (see
+            :func:`collect_transitions`); use it with ``next_action="backup"`` so the data shows the backup acting.
+        takeover_steps: ``(min, max)`` steps of a takeover.
+        critic_backup_kwargs: keyword arguments (``(name, value)`` pairs) of the backup that takes over in the
+            data and gives ``a'`` for ``next_action="backup"``, when it should differ from the shield's backup
+            (``None``: the shield's backup). The critic then scores "can this reference backup still recover after
+            the action"; a cautious reference (full braking) makes that a safety margin for a bolder backup.
         label_horizon: an action is unsafe when a cost follows within this many steps.
         target_rate: calibration target (fraction of unsafe actions passed).
         threshold: fixed threshold instead of calibrating (``None``: calibrate).
@@ -206,7 +217,10 @@ class ShieldEvalConfig:
     n_action_samples: int = 4
     feature_index: tuple[int, ...] | None = None
     critic_features: str = "obs"
-    next_action: Literal["min", "data"] = "min"
+    next_action: Literal["min", "data", "backup"] = "min"
+    takeover_prob: float = 0.0
+    takeover_steps: tuple[int, int] = (5, 30)
+    critic_backup_kwargs: tuple[tuple[str, Any], ...] | None = None
     label_horizon: int = 3
     target_rate: float = 0.2
     threshold: float | None = None
@@ -276,6 +290,33 @@ SHIELD_CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
+# An alternative for PointGoal1 (`bench_shield_safety.py --pointgoal-backup-critic`): the critic is the cost
+# of an action followed by a cautious reference backup (it brakes whenever the closing speed cannot be
+# stopped), fitted on data in which that backup takes over at random times; the shield's own backup brakes
+# only with the hazard ahead or behind (within ~45 degrees), slides around hazards and walls of two hazards,
+# and leaves a hazard it is in straight away. Threshold and backup options chosen on reset seeds 20000..20019.
+# It keeps more of the return than the default but cuts less of the cost (docs/shield.md, Recorded results).
+POINT_GOAL_BACKUP_CRITIC: dict[str, Any] = dict(
+    takeover_prob=0.03,
+    takeover_steps=(5, 30),
+    critic_backup_kwargs=(("influence", 0.6), ("repulsion", 2.0), ("swirl", 1.0)),
+    threshold=0.1,
+    next_action="backup",
+    backup_kwargs=(
+        ("influence", 0.6),
+        ("repulsion", 2.0),
+        ("swirl", 2.0),
+        ("reverse_below", -1.0),
+        ("margin", 0.15),
+        ("brake_cone", 0.7),
+        ("edge_fade", 0.15),
+        ("wall_gap", 0.3),
+        ("wall_swirl", 2.0),
+        ("escape", True),
+    ),
+)
+
+
 def shield_config(env_id: str, **overrides: Any) -> ShieldEvalConfig:
     """The :class:`ShieldEvalConfig` of :data:`SHIELD_CONFIGS` for ``env_id``, with ``overrides`` applied.
 
@@ -296,26 +337,42 @@ def collect_transitions(
     random_prob: float = 0.3,
     noise_std: float = 0.3,
     hold_steps: int = 1,
+    backup: Policy | None = None,
+    takeover_prob: float = 0.0,
+    takeover_steps: tuple[int, int] = (5, 30),
     progress: bool = False,
 ) -> dict[str, np.ndarray]:
     """Roll out ``policy`` with exploration noise; return flat transition arrays.
 
     With probability ``random_prob`` a step starts a uniformly random action that is then held for
-    ``hold_steps`` steps; the other steps take ``policy(obs)`` plus Gaussian noise.
+    ``hold_steps`` steps; the other steps take ``policy(obs)`` plus Gaussian noise. With a ``backup``,
+    a step also starts a *takeover* with probability ``takeover_prob``: the backup acts (noise-free) for
+    a uniformly drawn number of steps in ``takeover_steps`` (inclusive), so the data shows the backup
+    recovering from wherever the noisy task policy has led, which a critic of the cost under the backup
+    (``a' = backup(s')``) needs.
 
     Returns:
         ``obs``, ``actions``, ``costs``, ``next_obs``, ``dones`` (terminated, not truncated),
-        ``episode`` (episode index of each transition) and ``next_actions`` (the action taken at
-        ``next_obs``; the last step of an episode repeats its own action).
+        ``episode`` (episode index of each transition), ``next_actions`` (the action taken at
+        ``next_obs``; the last step of an episode repeats its own action) and ``from_backup`` (1 where
+        the backup chose the action).
     """
     space = env.action_space
     if not isinstance(space, gym.spaces.Box):
         raise TypeError(f"collect_transitions needs a Box action space, got {space!r}.")
     if not isinstance(hold_steps, int) or hold_steps < 1:
         raise ValueError(f"hold_steps must be a positive int, got {hold_steps!r}.")
+    if not 0.0 <= takeover_prob <= 1.0:
+        raise ValueError(f"takeover_prob must be in [0, 1], got {takeover_prob!r}.")
+    if takeover_prob > 0 and backup is None:
+        raise ValueError("takeover_prob > 0 needs a backup policy (backup=...).")
+    low_k, high_k = takeover_steps
+    if not (isinstance(low_k, int) and isinstance(high_k, int) and 1 <= low_k <= high_k):
+        raise ValueError(f"takeover_steps must be (min, max) ints with 1 <= min <= max, got {takeover_steps!r}.")
     rng = np.random.default_rng(seed)
     span = space.high - space.low
-    cols: dict[str, list[Any]] = {k: [] for k in ("obs", "actions", "costs", "next_obs", "dones", "episode")}
+    keys = ("obs", "actions", "costs", "next_obs", "dones", "episode", "from_backup")
+    cols: dict[str, list[Any]] = {k: [] for k in keys}
     episodes: Sequence[int] | Any = range(n_episodes)
     if progress:
         from tqdm.auto import tqdm
@@ -323,10 +380,16 @@ def collect_transitions(
         episodes = tqdm(episodes, desc="collect", unit="ep", leave=False)
     for ep in episodes:
         obs, _ = env.reset(seed=seed + ep)
-        done, left = False, 0
+        done, left, takeover = False, 0, 0
         held = np.zeros(space.shape)
         while not done:
-            if left > 0:
+            if takeover == 0 and takeover_prob > 0 and rng.uniform() < takeover_prob:
+                takeover, left = int(rng.integers(low_k, high_k + 1)), 0
+            by_backup = takeover > 0
+            if by_backup:
+                assert backup is not None
+                action, takeover = np.asarray(backup(obs), dtype=np.float64), takeover - 1
+            elif left > 0:
                 action, left = held, left - 1
             elif rng.uniform() < random_prob:
                 action = held = rng.uniform(space.low, space.high)
@@ -342,6 +405,7 @@ def collect_transitions(
                 ("next_obs", next_obs),
                 ("dones", float(terminated)),
                 ("episode", ep),
+                ("from_backup", float(by_backup)),
             ):
                 cols[key].append(value)
             obs, done = next_obs, terminated or truncated
@@ -379,13 +443,14 @@ def in_violation(costs: np.ndarray, episode: np.ndarray) -> np.ndarray:
     return start
 
 
-def _make_backup(config: ShieldEvalConfig, env: gym.Env) -> Any:
+def _make_backup(config: ShieldEvalConfig, env: gym.Env, kwargs: tuple[tuple[str, Any], ...] | None = None) -> Any:
     from shieldgym.backup import BrakeBackup, MinRiskBackup
     from shieldgym.backup.recovery import LidarNavigationBackup
 
     if config.backup == "lidar_navigation":
         # SafetyPointGoal's flat observation: velocimeter 3:6, goal lidar 12:28, hazards lidar 28:44
-        return LidarNavigationBackup(range(28, 44), range(12, 28), (3, 4), **dict(config.backup_kwargs))
+        options = dict(config.backup_kwargs if kwargs is None else kwargs)
+        return LidarNavigationBackup(range(28, 44), range(12, 28), (3, 4), **options)
     if config.backup == "brake":
         return BrakeBackup.from_env(env)
     if config.backup == "closest_safe":
@@ -452,6 +517,15 @@ def prepare_shield(
 
     seconds: dict[str, float] = {}
     env = make_env()
+    backup = None
+    if config.takeover_prob > 0 or config.next_action == "backup":
+        if config.backup in ("closest_safe", "min_risk"):
+            raise ValueError(
+                f"backup {config.backup!r} chooses its action with the critic, which is not fitted yet: takeovers and "
+                "next_action='backup' need a backup that acts without the critic (e.g. 'brake', 'lidar_navigation')."
+            )
+        backup = _make_backup(config, env, config.critic_backup_kwargs)
+        backup.bind(env.action_space, None)
     t0 = time.perf_counter()
     data = collect_transitions(
         env,
@@ -461,6 +535,9 @@ def prepare_shield(
         random_prob=config.random_prob,
         noise_std=config.noise_std,
         hold_steps=config.hold_steps,
+        backup=backup,
+        takeover_prob=config.takeover_prob,
+        takeover_steps=config.takeover_steps,
         progress=progress,
     )
     seconds["collect"] = time.perf_counter() - t0
@@ -473,8 +550,14 @@ def prepare_shield(
 
     features = None
     fit_data = {
-        k: v[fit_mask] for k, v in data.items() if k != "episode" and (k != "next_actions" or config.next_action == "data")
+        k: v[fit_mask]
+        for k, v in data.items()
+        if k not in ("episode", "from_backup") and (k != "next_actions" or config.next_action == "data")
     }
+    if config.next_action == "backup":
+        # a' = the backup's action at s' (computed on the raw observation, before any critic features)
+        assert backup is not None
+        fit_data["next_actions"] = np.stack([np.asarray(backup(o), dtype=np.float32) for o in fit_data["next_obs"]])
     if config.critic_features != "obs":
         if config.critic_features not in CRITIC_FEATURES:
             raise ValueError(f"unknown critic_features {config.critic_features!r}; known: 'obs', {sorted(CRITIC_FEATURES)}.")

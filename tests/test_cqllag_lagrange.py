@@ -83,3 +83,25 @@ def test_bad_discount_inputs() -> None:
         discounted_cost_limit(25.0, 0.9, 0)
     with pytest.raises(ValueError, match="cost_limit"):
         discounted_cost_limit(-1.0, 0.9, 10)
+
+
+def test_per_call_limit_and_scale() -> None:
+    lag = LagrangeMultiplier(limit=1.0, lr=0.5)
+    # against the stored limit 1 on a unit scale: +0.5 * (3 - 1) = +1
+    assert float(lag.update(3.0)) == 1.0
+    # against limit 20 with the error divided by 20: +0.5 * (60 - 20) / 20 = +1, then 0.5 * (0 - 20) / 20 = -0.5
+    assert float(lag.update(60.0, limit=20.0, scale=20.0)) == 2.0
+    assert float(lag.update(0.0, limit=20.0, scale=20.0)) == 1.5
+    with pytest.raises(ValueError, match=r"scale must be a finite number > 0, got 0\.0"):
+        lag.update(1.0, scale=0.0)
+
+
+def test_pid_on_a_scaled_error() -> None:
+    # delta = (C - 10) / 10: 2, then 1; EMA of C / 10 (no smoothing): 3, 2 -> D = 0 then max(0, 2 - 3) = 0
+    lag = PIDLagrangeMultiplier(limit=0.0, kp=0.5, ki=0.1, kd=1.0)
+    assert run_scaled(lag, [30.0, 20.0], limit=10.0, scale=10.0) == pytest.approx([1.0 + 0.2, 0.5 + 0.3], abs=1e-12)
+    assert float(lag.cost_ema) == pytest.approx(2.0)
+
+
+def run_scaled(lag: LagrangeMultiplier, costs: list[float], limit: float, scale: float) -> list[float]:
+    return [float(lag.update(c, limit=limit, scale=scale)) for c in costs]

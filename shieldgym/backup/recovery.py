@@ -154,7 +154,21 @@ class LidarNavigationBackup(BackupPolicy):
     ``cos(psi) < reverse_below`` it reverses instead, with the rear turned towards ``psi`` (between
     ``reverse_below`` and 0 it turns in place).
     If the robot closes on the nearest hazard (distance ``d``, closing speed ``v_c``) faster than it can
-    stop, ``v_c ** 2 / (2 decel) >= d - radius - margin``, the force pushes straight away from it instead.
+    stop, ``v_c ** 2 / (2 decel) >= d - radius - margin``, the force pushes straight away from it instead
+    (with magnitude ``brake_force``, and only when that hazard lies within ``arccos(brake_cone)`` of the
+    front or the back, where the force axis can slow the approach).
+
+    Three options (off by default) keep a momentum-driven robot moving without getting trapped:
+
+    - ``edge_fade``: the swirl of a hazard fades out linearly within ``edge_fade`` of its edge, so next to
+      it the radial push wins instead of an orbit along the edge;
+    - ``wall_gap``: two hazards on opposite sides of the robot whose centres are closer than
+      ``2 radius + wall_gap`` form a wall that cannot be passed between them: the robot is pushed away
+      from their midpoint (twice the weight of one hazard at that distance) and along the wall on the
+      goal's side (weight ``wall_swirl``);
+    - ``escape``: inside a hazard (``d < radius``) the robot drives straight out, away from the hazards
+      within 0.15 m of their edge (weighted by closeness), or, where their pushes cancel (between two
+      touching hazards), across the line joining them on the goal's side.
 
     Args:
         hazard_index: observation entries of the hazard lidar (bin 0 first).
@@ -170,6 +184,12 @@ class LidarNavigationBackup(BackupPolicy):
         margin: extra clearance kept by the brake rule.
         decel: deceleration of a full reverse force (m/s^2).
         speed, turn_gain: force magnitude and rotation per radian of heading error.
+        brake_force: magnitude of the brake rule's force (in ``(0, 1]``).
+        brake_cone: the brake rule acts when ``|cos(bearing)|`` of the nearest hazard exceeds this (in ``[0, 1)``).
+        edge_fade: distance from a hazard's edge within which its swirl fades out (0: off).
+        wall_gap: hazards on opposite sides closer than ``2 radius + wall_gap`` form a wall (0: off).
+        wall_swirl: weight of the slide along a wall.
+        escape: drive straight out of a hazard the robot is in.
 
     Example:
         >>> backup = LidarNavigationBackup(range(0, 4), range(4, 8), (8, 9))
@@ -195,9 +215,25 @@ class LidarNavigationBackup(BackupPolicy):
         reverse_below: float = 0.0,
         speed: float = 1.0,
         turn_gain: float = 2.0,
+        brake_force: float = 1.0,
+        brake_cone: float = 0.0,
+        edge_fade: float = 0.0,
+        wall_gap: float = 0.0,
+        wall_swirl: float = 0.0,
+        escape: bool = False,
     ) -> None:
         if not -1.0 <= reverse_below <= 0.0:
             raise ValueError(f"reverse_below must be in [-1, 0], got {reverse_below!r}.")
+        if not 0.0 < brake_force <= 1.0:
+            raise ValueError(f"brake_force must be in (0, 1], got {brake_force!r}.")
+        if not 0.0 <= brake_cone < 1.0:
+            raise ValueError(f"brake_cone must be in [0, 1), got {brake_cone!r}.")
+        for name, value in (("edge_fade", edge_fade), ("wall_gap", wall_gap), ("wall_swirl", wall_swirl)):
+            if not value >= 0.0:
+                raise ValueError(f"{name} must be >= 0, got {value!r}.")
+        self.brake_force, self.brake_cone = float(brake_force), float(brake_cone)
+        self.edge_fade, self.wall_gap, self.wall_swirl = float(edge_fade), float(wall_gap), float(wall_swirl)
+        self.escape = bool(escape)
         self.swirl = float(swirl)
         self.reverse_below = float(reverse_below)
         self.hazard_index = np.asarray(list(hazard_index), dtype=np.int64)
@@ -227,6 +263,37 @@ class LidarNavigationBackup(BackupPolicy):
             raise TypeError(f"LidarNavigationBackup needs a Box action space of shape (2,), got {action_space!r}.")
         super().bind(action_space, critic, threshold)
 
+    def _walls(self, dist: np.ndarray, units: np.ndarray, pull: np.ndarray) -> np.ndarray:
+        """The push of the walls (pairs of hazards on opposite sides too close to pass between): away from
+        each wall's midpoint and along the wall on the goal's side."""
+        push = np.zeros(2)
+        idx = np.flatnonzero(dist < self.influence)
+        points = dist[idx, None] * units[idx]
+        for a in range(idx.size):
+            for b in range(a + 1, idx.size):
+                if (
+                    units[idx[a]] @ units[idx[b]] >= 0.0
+                    or np.linalg.norm(points[a] - points[b]) >= 2 * self.radius + self.wall_gap
+                ):
+                    continue
+                mid = 0.5 * (points[a] + points[b])
+                d_mid = max(float(np.linalg.norm(mid)), 1e-9)
+                w = float(np.clip((self.influence - d_mid) / (self.influence - self.radius), 0.0, 1.0)) ** 2
+                along = points[b] - points[a]
+                along /= max(float(np.linalg.norm(along)), 1e-9)
+                if along @ pull < 0 or (along @ pull == 0 and along[1] < 0):
+                    along = -along
+                push += self.repulsion * w * (self.wall_swirl * along - 2.0 * mid / d_mid)
+        return push
+
+    def _drive(self, psi: float, reverse: bool) -> tuple[float, float]:
+        """Force and rotation that drive along the robot-relative heading ``psi``: forward (``cos psi`` of the
+        force, turning in place when it points backwards) or, when ``reverse``, backwards with the rear turned
+        towards ``psi``."""
+        if reverse:
+            return self.speed * float(np.cos(psi)), float(np.clip(self.turn_gain * _wrap(psi - np.pi), -1.0, 1.0))
+        return self.speed * max(float(np.cos(psi)), 0.0), float(np.clip(self.turn_gain * psi, -1.0, 1.0))
+
     def __call__(self, obs: Any, proposed: Any = None) -> np.ndarray:
         space = self.action_space
         if not isinstance(space, gym.spaces.Box):
@@ -235,26 +302,43 @@ class LidarNavigationBackup(BackupPolicy):
         hazard = np.clip(flat[self.hazard_index], 0.0, 1.0)
         goal = np.clip(flat[self.goal_index], 0.0, 1.0)
         h_units, g_units = self._units(hazard.size), self._units(goal.size)
+        velocity = flat[self.velocity_index]
         pull = goal @ g_units
         pull = pull / max(float(np.linalg.norm(pull)), 1e-9)
         dist = np.where(hazard > 0, (1.0 - hazard) * self.max_dist, np.inf)
+        near = int(np.argmin(dist))
+        if self.escape and dist[near] < self.radius:
+            # inside a hazard: straight out, away from the hazards close by (weighted by closeness); where their
+            # pushes cancel (between two of them) across the line joining them, on the goal's side (a direction
+            # that does not flip from step to step, unlike the velocity or the nearest hazard)
+            close = dist < self.radius + 0.15
+            inv = 1.0 / np.maximum(dist[close] - 0.5 * self.radius, 0.02)
+            out = -(inv[:, None] * h_units[close]).sum(axis=0)
+            if np.linalg.norm(out) < 0.5 * inv.max():
+                out = np.array([-h_units[near, 1], h_units[near, 0]])
+                if out @ pull < 0 or (out @ pull == 0 and out[1] < 0):
+                    out = -out
+            psi = float(np.arctan2(out[1], out[0]))
+            forward, turn = self._drive(psi, bool(np.cos(psi) < 0))
+            forward = float(np.sign(forward)) * self.speed
+            return np.clip(np.array([forward, turn]), space.low, space.high).astype(space.dtype)
         w = np.clip((self.influence - dist) / (self.influence - self.radius), 0.0, 1.0) ** 2
         # swirl: each repelling bin also pushes along its tangent on the goal's side, so the robot slides
         # around a hazard that lies between it and the goal instead of stalling in front of it
         tangents = np.stack([-h_units[:, 1], h_units[:, 0]], axis=1)
         tangents *= np.where(tangents @ pull >= 0, 1.0, -1.0)[:, None]
-        direction = pull + self.repulsion * (w @ (self.swirl * tangents - h_units))
+        w_swirl = w * np.clip((dist - self.radius) / self.edge_fade, 0.0, 1.0) if self.edge_fade > 0 else w
+        direction = pull + self.repulsion * (self.swirl * (w_swirl @ tangents) - w @ h_units)
+        if self.wall_gap > 0:
+            direction = direction + self._walls(dist, h_units, pull)
         psi = float(np.arctan2(direction[1], direction[0]))
         # reverse only towards a clearly rearward heading; otherwise drive forward (or turn in place), so
         # that a heading near +-90 degrees does not flip the rotation from step to step
-        reverse = np.cos(psi) < self.reverse_below
-        forward = self.speed * float(np.cos(psi)) if reverse else self.speed * max(float(np.cos(psi)), 0.0)
-        turn = float(np.clip(self.turn_gain * (_wrap(psi - np.pi) if reverse else psi), -1.0, 1.0))
-        near = int(np.argmin(dist))
-        if np.isfinite(dist[near]):
-            closing = float(flat[self.velocity_index] @ h_units[near])
+        forward, turn = self._drive(psi, bool(np.cos(psi) < self.reverse_below))
+        if np.isfinite(dist[near]) and (self.brake_cone == 0.0 or abs(h_units[near, 0]) > self.brake_cone):
+            closing = float(velocity @ h_units[near])
             if closing > 0 and closing**2 / (2.0 * self.decel) >= dist[near] - self.radius - self.margin:
-                forward = -float(np.sign(h_units[near, 0])) or -1.0
+                forward = -self.brake_force * (float(np.sign(h_units[near, 0])) or 1.0)
         return np.clip(np.array([forward, turn]), space.low, space.high).astype(space.dtype)
 
     def __repr__(self) -> str:

@@ -12,6 +12,14 @@ One gradient step (all four critics share the sampled actions and run as ONE ens
     L_pi = E[alpha_ent log pi(a_pi|s) - min_i Q_ri(s, a_pi) + lambda * max_i Q_ci(s, a_pi)]
     lambda <- max(0, lambda + lr_lambda * (E_s[max_i Q_ci(s, a_pi)] - d_disc))        # dual ascent (or PID)
 
+With ``lambda_source="episode_cost"`` the dual step is taken once per finished training episode,
+on the measured (undiscounted) episode cost ``C`` against the per-episode limit ``d``, scale-free::
+
+    lambda <- max(0, lambda + lr_lambda * (C - d) / max(d, 1))
+
+and ``normalise_actor_loss=True`` divides the Lagrangian part of the actor loss by ``1 + lambda``,
+``(-min_i Q_ri + lambda max_i Q_ci) / (1 + lambda)``, so a large ``lambda`` cannot swamp a small reward.
+
 Both conservative losses are :func:`shieldgym.critics.losses.conservative_td_loss` (Kumar et al., 2020,
 CQL(H) with importance-sampled proposals), with ``upper_bound`` choosing the direction.
 
@@ -83,6 +91,9 @@ _STAT_NAMES = (
     "cost_estimate",
 )
 _DEFAULT_EPISODE_LENGTH = 1000
+# Dual step size per lambda_source: per gradient step on the discounted critic estimate, per finished
+# episode on the normalised error (C - d) / max(d, 1).
+_LAMBDA_LR_DEFAULTS = {"critic": 1e-3, "episode_cost": 0.05}
 
 
 class CheckpointError(ShieldgymError, ValueError):
@@ -110,6 +121,25 @@ class CQLLag(OffPolicyAlgorithm):
         lambda_max: optional upper clip of ``lambda``.
         pid_lagrangian: ``dict(kp=..., ki=..., kd=..., ema_decay=...)`` to use the PID Lagrangian
             (Stooke et al., 2020) instead of plain dual ascent.
+        lambda_source: what the multiplier reads online. ``"critic"``: every gradient step, the cost
+            critic's estimate ``E_s[max_i Q_ci(s, a ~ pi)]`` on the replay batch against ``d_disc``.
+            ``"episode_cost"``: once per finished training episode (any env of a VecEnv), the episode's
+            measured cost ``C`` against ``d``, as ``(C - d) / max(d, 1)``; before the first episode
+            ends ``lambda`` stays at ``lambda_init``. The critic's estimate is biased upwards by the
+            exploration's costly states in the replay (and by the max over the twin cost critics), so
+            with ``"critic"`` ``lambda`` can keep rising under a policy that meets the limit.
+            :meth:`learn_offline` has no episodes and always reads the critic.
+        lambda_lr: dual step size: per gradient step with ``"critic"`` (default 1e-3), per finished
+            episode on the normalised error with ``"episode_cost"`` (default 0.05).
+        normalise_actor_loss: divide the actor's ``-Q_r + lambda Q_c`` by ``1 + lambda`` (the entropy
+            term is not divided), so the actor weighs reward and cost by ``1 / (1 + lambda)`` and
+            ``lambda / (1 + lambda)``: bounded weights whatever the reward's scale.
+        cost_reduce: how the actor loss and the multiplier's critic estimate combine the twin cost
+            critics: ``"max"`` (pessimistic, default) or ``"mean"``. The max compounds an upward bias
+            over the horizon offline; the cost critics' Bellman target always takes the max.
+        bc_weight: weight of a behaviour-cloning term on the actor (as in TD3+BC, Fujimoto and Gu, 2021),
+            ``bc_weight * E[||a_pi - a_data||^2]`` with actions in ``[-1, 1]``, which keeps an offline policy
+            near the data's actions; 0 (default) disables it.
         alpha_cql: weight of the reward-side CQL penalty (initial value when auto-tuned; 0 = SAC critic).
         beta_cql: weight of the cost-side CQL penalty.
         cql_alpha_threshold / cql_beta_threshold: if set, the weight is tuned by dual gradient descent so
@@ -159,10 +189,14 @@ class CQLLag(OffPolicyAlgorithm):
         cost_limit: float = 25.0,
         episode_length: int | None = None,
         cost_limit_discounted: float | None = None,
-        lambda_lr: float = 1e-3,
+        lambda_lr: float | None = None,
         lambda_init: float = 0.0,
         lambda_max: float | None = None,
         pid_lagrangian: dict[str, float] | None = None,
+        lambda_source: Literal["critic", "episode_cost"] = "critic",
+        normalise_actor_loss: bool = False,
+        cost_reduce: Literal["max", "mean"] = "max",
+        bc_weight: float = 0.0,
         alpha_cql: float = 1.0,
         beta_cql: float = 1.0,
         cql_alpha_threshold: float | None = None,
@@ -220,8 +254,20 @@ class CQLLag(OffPolicyAlgorithm):
         self.cost_limit = float(cost_limit)
         self.episode_length = episode_length if episode_length is not None else self._env_episode_length()
         self.cost_limit_discounted = cost_limit_discounted
-        self.lambda_lr, self.lambda_init, self.lambda_max = lambda_lr, lambda_init, lambda_max
+        if lambda_source not in _LAMBDA_LR_DEFAULTS:
+            raise ValueError(f"lambda_source must be 'critic' or 'episode_cost', got {lambda_source!r}.")
+        self.lambda_source = lambda_source
+        self.lambda_lr = _LAMBDA_LR_DEFAULTS[lambda_source] if lambda_lr is None else float(lambda_lr)
+        self.lambda_init, self.lambda_max = lambda_init, lambda_max
         self.pid_lagrangian = pid_lagrangian
+        self.normalise_actor_loss = bool(normalise_actor_loss)
+        if cost_reduce not in ("max", "mean"):
+            raise ValueError(f"cost_reduce must be 'max' or 'mean', got {cost_reduce!r}.")
+        self.cost_reduce = cost_reduce
+        if not (math.isfinite(bc_weight) and bc_weight >= 0):
+            raise ValueError(f"bc_weight must be a finite number >= 0, got {bc_weight!r}.")
+        self.bc_weight = float(bc_weight)
+        self._offline_training = False  # True inside learn_offline: lambda reads the critic there
         self.alpha_cql, self.beta_cql = float(alpha_cql), float(beta_cql)
         self.cql_alpha_threshold, self.cql_beta_threshold = cql_alpha_threshold, cql_beta_threshold
         self.cql_n_actions = int(cql_n_actions)
@@ -398,14 +444,14 @@ class CQLLag(OffPolicyAlgorithm):
             y_r = bellman_target(rewards, dones, next_q[:n_c] - ent_coef * logp_n[0], self.gamma, reduce="min")
             y_c = bellman_target(costs, dones, next_q[n_c:], self.gamma, reduce="max")
 
-        # --- all critics on [data; uniform; pi(s); pi(s')] actions in ONE ensemble pass
+        # --- all critics on [data; uniform; pi(s); pi(s')] actions in ONE ensemble pass; the state part of the
+        # first layer is computed once per state and shared by its 1 + 3N actions
         features = self.critic.features(batch.observations)  # (B, F)
         uniform = th.rand((n_act, bsz, action_dim), device=features.device) * 2.0 - 1.0
-        proposals = th.cat([uniform, a_s.detach(), a_n.detach()])  # (3N, B, A)
-        actions = th.cat([batch.actions, proposals.reshape(-1, action_dim)])  # ((1 + 3N) B, A)
-        q_all = self.critic.q_values(features.repeat(1 + 3 * n_act, 1), actions)  # (2n, (1 + 3N) B)
-        q_data = q_all[:, :bsz]  # (2n, B)
-        q_prop = q_all[:, bsz:].reshape(2 * n_c, 3 * n_act, bsz).transpose(1, 2)  # (2n, B, 3N)
+        actions = th.cat([batch.actions.unsqueeze(0), uniform, a_s.detach(), a_n.detach()])  # (1 + 3N, B, A)
+        q_all = self.critic.q_values(features, actions)  # (2n, 1 + 3N, B)
+        q_data = q_all[:, 0]  # (2n, B)
+        q_prop = q_all[:, 1:].transpose(1, 2)  # (2n, B, 3N), a view
         # log mu(a | s) of each proposal: uniform on [-1, 1]^A, and the policy's own densities
         log_uniform = th.full((n_act, bsz), -action_dim * math.log(2.0), device=features.device)
         log_density = th.cat([log_uniform, logp_s.detach(), logp_n.detach()]).T  # (B, 3N)
@@ -439,15 +485,21 @@ class CQLLag(OffPolicyAlgorithm):
         lam = self.lagrange.value.to(features.dtype)
         q_pi = self.critic.q_values(features.detach(), a_pi)  # (2n, B)
         q_r_pi = q_pi[:n_c].min(dim=0).values
-        q_c_pi = q_pi[n_c:].max(dim=0).values
-        actor_loss = (ent_coef * logp_pi - q_r_pi + lam * q_c_pi).mean()
+        q_c_pi = self._reduce_cost(q_pi[n_c:])
+        lagrangian = -q_r_pi + lam * q_c_pi
+        if self.normalise_actor_loss:
+            lagrangian = lagrangian / (1.0 + lam)  # weights 1/(1+lambda) on Q_r, lambda/(1+lambda) on Q_c
+        actor_loss = (ent_coef * logp_pi + lagrangian).mean()
+        if self.bc_weight > 0:  # behaviour cloning towards the batch's (data) actions, TD3+BC style
+            actor_loss = actor_loss + self.bc_weight * (a_pi - batch.actions).pow(2).sum(dim=-1).mean()
         self.actor.optimizer.zero_grad()
         actor_loss.backward()
         self.actor.optimizer.step()
 
-        # --- dual ascent on lambda with the critic's estimate of the policy's discounted cost
+        # --- dual ascent on lambda with the critic's estimate of the policy's discounted cost (with
+        # lambda_source="episode_cost" online, the step is taken per finished episode in _update_info_buffer)
         cost_estimate = q_c_pi.detach().mean() if self._initial_obs is None else self._initial_cost_estimate(bsz)
-        if not self._lambda_frozen:
+        if not self._lambda_frozen and (self.lambda_source == "critic" or self._offline_training):
             self.lagrange.update(cost_estimate)
 
         if update_target:
@@ -479,7 +531,11 @@ class CQLLag(OffPolicyAlgorithm):
             idx = th.randint(n, (batch_size,), device=self.device)
             obs = {k: v[idx] for k, v in obs.items()} if isinstance(obs, dict) else obs[idx]
         q = self.critic(obs, self.actor(obs))  # (2n_critics, B)
-        return q[self.policy.n_critics :].max(dim=0).values.mean()
+        return self._reduce_cost(q[self.policy.n_critics :]).mean()
+
+    def _reduce_cost(self, q_c: th.Tensor) -> th.Tensor:
+        """Combine the cost critics' ``(n, B)`` values into ``(B,)``: ``max`` (pessimistic) or ``mean`` (``cost_reduce``)."""
+        return q_c.max(dim=0).values if self.cost_reduce == "max" else q_c.mean(dim=0)
 
     def _tune_cql_weight(
         self, log_w: th.Tensor, optimizer: th.optim.Optimizer | None, penalty: th.Tensor, threshold: float | None
@@ -508,7 +564,10 @@ class CQLLag(OffPolicyAlgorithm):
         result = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
         if self.ep_cost_buffer is None or reset_num_timesteps:
             self.ep_cost_buffer = deque(maxlen=self._stats_window_size)
-        self._ep_cost = np.zeros(self.n_envs, dtype=np.float64)
+        # a continued learn() (reset_num_timesteps=False) continues the running episodes, so keep their cost so far
+        running = getattr(self, "_ep_cost", None)
+        if reset_num_timesteps or running is None or running.shape != (self.n_envs,):
+            self._ep_cost = np.zeros(self.n_envs, dtype=np.float64)
         return result
 
     def _update_info_buffer(self, infos: list[dict[str, Any]], dones: np.ndarray | None = None) -> None:
@@ -519,7 +578,13 @@ class CQLLag(OffPolicyAlgorithm):
         for i in np.flatnonzero(dones):
             assert self.ep_cost_buffer is not None
             self.ep_cost_buffer.append(float(self._ep_cost[i]))
+            if self.lambda_source == "episode_cost":
+                self._episode_cost_dual_step(float(self._ep_cost[i]))
             self._ep_cost[i] = 0.0
+
+    def _episode_cost_dual_step(self, episode_cost: float) -> None:
+        """``lambda <- max(0, lambda + lr * (C - d) / max(d, 1))`` for one finished episode's measured cost ``C``."""
+        self.lagrange.update(episode_cost, limit=self.cost_limit, scale=max(self.cost_limit, 1.0))
 
     def _dump_logs(self) -> None:
         if self.ep_cost_buffer:
@@ -612,6 +677,7 @@ class CQLLag(OffPolicyAlgorithm):
 
             pbar = tqdm(total=int(gradient_steps), desc="CQLLag offline", unit="step")
         done = 0
+        self._offline_training = True
         try:
             while done < gradient_steps:
                 frozen = done < int(lambda_warmup_steps)
@@ -626,6 +692,7 @@ class CQLLag(OffPolicyAlgorithm):
                     pbar.update(chunk)
         finally:
             self._lambda_frozen = False
+            self._offline_training = False
             self._initial_obs = None
             if pbar is not None:
                 pbar.close()
@@ -716,7 +783,8 @@ class CQLLag(OffPolicyAlgorithm):
     # ------------------------------------------------------------------ save / load
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "actor", "critic", "critic_target", "_ep_cost", "_initial_obs"]
+        transient = ["_ep_cost", "_initial_obs", "_offline_training"]
+        return [*super()._excluded_save_params(), "actor", "critic", "critic_target", *transient]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts = ["policy", "actor.optimizer", "critic.optimizer", "lagrange"]

@@ -7,7 +7,7 @@ fixed ``lambda`` and ``lambda`` descends it, i.e. rises while the constraint is 
 Two updaters, both ``nn.Module`` so their state saves with the model:
 
 * :class:`LagrangeMultiplier`: projected gradient ascent on the dual,
-  ``lambda <- max(0, lambda + lr * (J_c - d))``;
+  ``lambda <- max(0, lambda + lr * (J_c - d) / scale)``;
 * :class:`PIDLagrangeMultiplier`: the PID Lagrangian of Stooke, Achiam and Abbeel (2020),
   "Responsive Safety in Reinforcement Learning by PID Lagrangian Methods", Algorithm 2, which damps
   the oscillation of plain dual ascent with a proportional and a derivative term.
@@ -87,11 +87,25 @@ class LagrangeMultiplier(nn.Module):
     def _clip(self, x: torch.Tensor) -> torch.Tensor:
         return x.clamp(min=0.0, max=self.max_value)
 
-    @torch.no_grad()
-    def update(self, cost_estimate: float | torch.Tensor) -> torch.Tensor:
-        """One dual step with the current estimate ``J_c`` of the policy's cost; returns the new ``lambda``."""
+    def _error(self, cost_estimate: float | torch.Tensor, limit: float | None, scale: float) -> torch.Tensor:
+        if not (math.isfinite(scale) and scale > 0):
+            raise ValueError(f"scale must be a finite number > 0, got {scale!r}.")
         cost = torch.as_tensor(cost_estimate, dtype=self.value.dtype, device=self.value.device)
-        self.value.copy_(self._clip(self.value + self.lr * (cost - self.limit)))
+        return (cost - (self.limit if limit is None else float(limit))) / scale
+
+    @torch.no_grad()
+    def update(self, cost_estimate: float | torch.Tensor, *, limit: float | None = None, scale: float = 1.0) -> torch.Tensor:
+        """One dual step with the current estimate ``J_c`` of the policy's cost; returns the new ``lambda``.
+
+        Args:
+            cost_estimate: ``J_c``, a float or a 0-dim tensor.
+            limit: the threshold of this step (default: the one given at construction). Lets one
+                multiplier take steps on two scales, e.g. the critic's discounted estimate against
+                ``d_disc`` and a measured episode cost against ``d``.
+            scale: the error is divided by it, ``lambda <- max(0, lambda + lr * (J_c - d) / scale)``, so
+                the step size does not depend on the cost's units (e.g. ``scale = max(d, 1)``).
+        """
+        self.value.copy_(self._clip(self.value + self.lr * self._error(cost_estimate, limit, scale)))
         return self.value
 
     def extra_repr(self) -> str:
@@ -101,7 +115,7 @@ class LagrangeMultiplier(nn.Module):
 class PIDLagrangeMultiplier(LagrangeMultiplier):
     """PID Lagrangian (Stooke et al., 2020, Algorithm 2).
 
-    With ``delta_k = J_c - d``::
+    With ``delta_k = (J_c - d) / scale`` (``scale`` of :meth:`update`, 1 by default)::
 
         I_k      = max(0, I_{k-1} + delta_k)                 # integral (the plain dual variable / ki)
         D_k      = max(0, Jbar_k - Jbar_{k-1})               # cost increase, smoothed by an EMA Jbar
@@ -147,9 +161,10 @@ class PIDLagrangeMultiplier(LagrangeMultiplier):
         self.register_buffer("n_updates", torch.tensor(0, dtype=torch.int64))
 
     @torch.no_grad()
-    def update(self, cost_estimate: float | torch.Tensor) -> torch.Tensor:
-        cost = torch.as_tensor(cost_estimate, dtype=self.value.dtype, device=self.value.device)
-        delta = cost - self.limit
+    def update(self, cost_estimate: float | torch.Tensor, *, limit: float | None = None, scale: float = 1.0) -> torch.Tensor:
+        """One PID step; ``limit`` and ``scale`` as in :meth:`LagrangeMultiplier.update` (the EMA tracks ``J_c / scale``)."""
+        delta = self._error(cost_estimate, limit, scale)
+        cost = torch.as_tensor(cost_estimate, dtype=self.value.dtype, device=self.value.device) / scale
         self.integral.copy_((self.integral + delta).clamp(min=0.0))
         # EMA of the cost; the first update initialises it, so D_1 = 0.
         first = self.n_updates == 0

@@ -22,7 +22,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.sac.policies import SACPolicy
 from torch import nn
 
-from shieldgym.critics.networks import EnsembleMLP, QEnsemble
+from shieldgym.critics.networks import QEnsemble
 from shieldgym.vlpm.accounting import ParameterReport, parameter_report
 
 __all__ = ["CQLLagPolicy", "CnnPolicy", "CostCritic", "EnsembleCritic", "MlpPolicy", "MultiInputPolicy"]
@@ -72,9 +72,7 @@ class EnsembleCritic(BaseModel):
         action_dim = get_action_dim(self.action_space)
         self.share_features_extractor = share_features_extractor
         self.n_critics = n_critics
-        self.q_net = QEnsemble(features_dim, action_dim, n_critics=2 * n_critics, net_arch=net_arch)
-        if activation_fn is not nn.ReLU:
-            self.q_net.mlp = EnsembleMLP(features_dim + action_dim, 2 * n_critics, net_arch, 1, activation_fn)
+        self.q_net = QEnsemble(features_dim, action_dim, n_critics=2 * n_critics, net_arch=net_arch, activation=activation_fn)
 
     def features(self, obs: PyTorchObs) -> th.Tensor:
         """Observation features ``(B, F)`` (no gradient into a shared extractor)."""
@@ -82,7 +80,11 @@ class EnsembleCritic(BaseModel):
             return self.extract_features(obs, self.features_extractor)
 
     def q_values(self, features: th.Tensor, actions: th.Tensor) -> th.Tensor:
-        """All ``2n`` critics on ``(B, F)`` features and ``(B, A)`` actions in [-1, 1] -> ``(2n, B)``."""
+        """All ``2n`` critics on ``(B, F)`` features and actions in [-1, 1].
+
+        ``actions`` ``(B, A)`` gives ``(2n, B)``; ``(N, B, A)`` (``N`` actions per state) gives
+        ``(2n, N, B)``, with the state part of the critics' first layer computed once per state.
+        """
         return self.q_net(features, actions)
 
     def forward(self, obs: PyTorchObs, actions: th.Tensor) -> th.Tensor:

@@ -1,0 +1,209 @@
+"""CQLLag with ``lambda_source="episode_cost"``: the multiplier follows the measured cost of finished episodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from shieldgym.algos.cqllag import CQLLag
+
+EP_LEN = 4
+LIMIT = 4.0  # per-episode limit d; the dual step divides the error by max(d, 1) = 4
+
+
+class ScriptedCostEnv(gym.Env):
+    """Episodes of ``EP_LEN`` steps whatever the actions; episode ``k`` (from 0) costs ``episode_costs[k]``.
+
+    The whole episode cost is paid at its last step (``info["cost"]`` is 0 before), so the measured
+    episode cost is exact and independent of the policy. Reward ``-|a|``; truncated at ``EP_LEN``.
+    """
+
+    observation_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def __init__(self, episode_costs: list[float]) -> None:
+        self.episode_costs = episode_costs
+        self.episode, self.t = -1, 0
+
+    def _obs(self) -> np.ndarray:
+        return np.array([self.t / EP_LEN, 1.0], dtype=np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.episode, self.t = self.episode + 1, 0
+        return self._obs(), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self.t += 1
+        last = self.t >= EP_LEN
+        cost = self.episode_costs[min(self.episode, len(self.episode_costs) - 1)] if last else 0.0
+        return self._obs(), -abs(float(action[0])), False, last, {"cost": cost}
+
+
+def make_model(env: Any, **kw: Any) -> CQLLag:
+    defaults: dict[str, Any] = dict(
+        learning_starts=2,
+        batch_size=8,
+        cql_n_actions=2,
+        policy_kwargs=dict(net_arch=[8]),
+        cost_limit=LIMIT,
+        episode_length=EP_LEN,
+        lambda_source="episode_cost",
+        lambda_lr=0.5,
+        seed=0,
+        device="cpu",
+    )
+    defaults.update(kw)
+    return CQLLag("MlpPolicy", env, **defaults)
+
+
+def lambdas_per_episode(model: CQLLag, episodes: int) -> list[float]:
+    """Learn one episode at a time (continuing the same run) and read lambda after each."""
+    values = []
+    for k in range(episodes):
+        model.learn(EP_LEN, reset_num_timesteps=k == 0)
+        values.append(float(model.lagrange.value))
+    return values
+
+
+def test_lambda_rises_while_the_episode_cost_exceeds_the_limit_and_falls_to_zero_below_it() -> None:
+    # cost 12 > 4: + 0.5 * (12 - 4) / 4 = +1 per episode; cost 0: 0.5 * (0 - 4) / 4 = -0.5, projected at 0
+    model = make_model(ScriptedCostEnv([12.0, 12.0, 0.0, 0.0, 0.0, 0.0, 0.0]))
+    assert lambdas_per_episode(model, 7) == [1.0, 2.0, 1.5, 1.0, 0.5, 0.0, 0.0]
+    assert list(model.ep_cost_buffer) == [12.0, 12.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    assert model._n_updates > 0  # the gradient steps ran but did not move lambda
+
+
+def test_episode_at_the_limit_leaves_lambda_and_max_value_clips() -> None:
+    model = make_model(ScriptedCostEnv([4.0, 40.0, 40.0]), lambda_init=0.75, lambda_max=2.0)
+    # 4 = d: no change; 40: +0.5 * 36 / 4 = +4.5, clipped at 2
+    assert lambdas_per_episode(model, 3) == [0.75, 2.0, 2.0]
+
+
+def test_small_limit_uses_a_unit_scale() -> None:
+    # d = 0.5 < 1: the error is divided by max(d, 1) = 1, so cost 2.5 gives +0.5 * (2.5 - 0.5) = +1
+    model = make_model(ScriptedCostEnv([2.5, 0.0]), cost_limit=0.5)
+    assert lambdas_per_episode(model, 2) == [1.0, 0.75]
+
+
+def test_lambda_stays_at_its_initial_value_until_the_first_episode_ends() -> None:
+    model = make_model(ScriptedCostEnv([100.0]), lambda_init=0.3, learning_starts=1)
+    model.learn(EP_LEN - 1)
+    assert model._n_updates == EP_LEN - 2 and float(model.lagrange.value) == 0.3
+    assert model.logger.name_to_value["train/lambda"] == pytest.approx(0.3)
+    model.learn(1, reset_num_timesteps=False)  # the episode ends here: one step of 0.5 * 96 / 4
+    assert float(model.lagrange.value) == pytest.approx(0.3 + 12.0)
+
+
+def test_every_env_of_a_vecenv_takes_one_step_per_finished_episode() -> None:
+    # env 0 costs 12 (+1), env 1 costs 0 (-0.5); both finish together, in the VecEnv's order
+    venv = DummyVecEnv([lambda: ScriptedCostEnv([12.0]), lambda: ScriptedCostEnv([0.0])])
+    model = make_model(venv)
+    values = []
+    for k in range(3):
+        model.learn(2 * EP_LEN, reset_num_timesteps=k == 0)
+        values.append(float(model.lagrange.value))
+    assert values == [0.5, 1.0, 1.5]
+    assert list(model.ep_cost_buffer) == [12.0, 0.0] * 3
+
+
+def test_pid_multiplier_reads_the_normalised_episode_error() -> None:
+    # delta = (C - 4) / 4: 2, 2, -1; kp 0.5, ki 0.25 -> integral 2, 4, 3 -> lambda 1.5, 2.0, 0.25
+    model = make_model(ScriptedCostEnv([12.0, 12.0, 0.0]), pid_lagrangian=dict(kp=0.5, ki=0.25))
+    assert lambdas_per_episode(model, 3) == pytest.approx([1.5, 2.0, 0.25], abs=1e-12)
+    assert int(model.lagrange.n_updates) == 3
+
+
+def test_default_dual_step_size_depends_on_the_source() -> None:
+    env = ScriptedCostEnv([0.0])
+    assert make_model(env, lambda_lr=None).lambda_lr == 0.05
+    assert make_model(env, lambda_lr=None, lambda_source="critic").lambda_lr == 1e-3
+    with pytest.raises(ValueError, match="lambda_source must be 'critic' or 'episode_cost', got 'episodes'"):
+        make_model(env, lambda_source="episodes")
+
+
+def test_offline_training_still_reads_the_critic() -> None:
+    n = 64
+    rng = np.random.default_rng(0)
+    data = dict(
+        observations=rng.uniform(0.0, 1.0, (n, 2)).astype(np.float32),
+        actions=rng.uniform(-1.0, 1.0, (n, 1)).astype(np.float32),
+        rewards=np.zeros(n, np.float32),
+        costs=np.ones(n, np.float32),
+        next_observations=rng.uniform(0.0, 1.0, (n, 2)).astype(np.float32),
+        terminals=np.zeros(n, bool),
+        timeouts=np.arange(n) % EP_LEN == EP_LEN - 1,
+    )
+    # d_disc = 0: every critic estimate (> 0 with costs 1) violates the limit, so each offline step raises lambda
+    model = make_model(ScriptedCostEnv([0.0]), cost_limit_discounted=0.0, lambda_lr=1e-3, lambda_init=0.1)
+    model.learn_offline(data, gradient_steps=20, log_interval=20)
+    after_offline = float(model.lagrange.value)
+    assert after_offline > 0.1
+    # online again, the critic no longer drives it: unchanged until an episode (cost 0 < 4) ends
+    model.learn(EP_LEN - 1)
+    assert float(model.lagrange.value) == after_offline
+    model.learn(1, reset_num_timesteps=False)
+    assert float(model.lagrange.value) == pytest.approx(max(0.0, after_offline - 1e-3))
+
+
+def test_normalised_actor_loss_divides_the_lagrangian_by_one_plus_lambda() -> None:
+    losses = {}
+    for normalise in (False, True):
+        model = make_model(
+            ScriptedCostEnv([4.0]), ent_coef=0.0, lambda_init=3.0, normalise_actor_loss=normalise, learning_starts=100
+        )
+        model.learn(4 * EP_LEN)  # fills the buffer without updates: both models are identical here
+        model.set_random_seed(7)
+        model.train(1, batch_size=8)
+        losses[normalise] = model.logger.name_to_value["train/actor_loss"]
+    # with ent_coef 0 the actor loss is the Lagrangian alone: (-Q_r + 3 Q_c) vs (-Q_r + 3 Q_c) / 4
+    assert losses[False] != 0.0
+    assert losses[True] == pytest.approx(losses[False] / 4.0, rel=1e-5)
+
+
+def test_options_survive_save_and_load(tmp_path: Path) -> None:
+    model = make_model(ScriptedCostEnv([12.0]), normalise_actor_loss=True)
+    model.learn(2 * EP_LEN)
+    model.save(tmp_path / "m")
+    loaded = CQLLag.load(tmp_path / "m", env=ScriptedCostEnv([12.0]), device="cpu")
+    assert loaded.lambda_source == "episode_cost" and loaded.normalise_actor_loss and loaded.lambda_lr == 0.5
+    assert float(loaded.lagrange.value) == float(model.lagrange.value) == 2.0
+    loaded.learn(EP_LEN, reset_num_timesteps=False)
+    assert float(loaded.lagrange.value) == 3.0
+
+
+def test_cost_reduce_combines_the_twin_cost_critics() -> None:
+    q_c = torch.tensor([[1.0, 4.0], [3.0, 2.0]])  # (n_critics, B)
+    env = ScriptedCostEnv([0.0])
+    assert make_model(env)._reduce_cost(q_c).tolist() == [3.0, 4.0]
+    assert make_model(env, cost_reduce="mean")._reduce_cost(q_c).tolist() == [2.0, 3.0]
+    with pytest.raises(ValueError, match="cost_reduce must be 'max' or 'mean', got 'min'"):
+        make_model(env, cost_reduce="min")
+
+
+def test_behaviour_cloning_pulls_the_offline_policy_to_the_data_actions() -> None:
+    # flat critics (reward 0 and cost 0 everywhere, no CQL): only the cloning term moves the actor
+    n = 64
+    rng = np.random.default_rng(1)
+    data = dict(
+        observations=rng.uniform(0.0, 1.0, (n, 2)).astype(np.float32),
+        actions=np.full((n, 1), 0.5, np.float32),
+        rewards=np.zeros(n, np.float32),
+        costs=np.zeros(n, np.float32),
+        next_observations=rng.uniform(0.0, 1.0, (n, 2)).astype(np.float32),
+        terminals=np.ones(n, bool),
+        timeouts=np.zeros(n, bool),
+    )
+    model = make_model(ScriptedCostEnv([0.0]), alpha_cql=0.0, beta_cql=0.0, ent_coef=0.0, bc_weight=10.0, learning_rate=1e-2)
+    model.learn_offline(data, gradient_steps=300, log_interval=300)
+    action, _ = model.predict(data["observations"][:8], deterministic=True)
+    np.testing.assert_allclose(action, 0.5, atol=0.05)
+    with pytest.raises(ValueError, match=r"bc_weight must be a finite number >= 0, got -1\.0"):
+        make_model(ScriptedCostEnv([0.0]), bc_weight=-1.0)
