@@ -225,3 +225,20 @@ def test_filter_through_risk_one_decides_like_the_batch_path(backend: str) -> No
     one._risk_one = broken
     executed, info = one.filter(obs[0], act[0])
     assert info["reason"] == "critic_error" and executed.tolist() == [0.0, 0.0]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_numba_batch_in_row_blocks_equals_row_by_row_exactly() -> None:
+    if fit._compiled_kernel() is None:
+        pytest.skip("numba is not installed")
+    from shieldgym.critics._kernels import ROW_BLOCK
+
+    module = critic_module(2, (16, 16))
+    fast = module.numpy_critic("numba")
+    n = 2 * ROW_BLOCK + 5  # two full blocks and a partial one
+    obs, act = inputs(n, np.float64, seed=6)
+    obs[ROW_BLOCK + 1, 2] = np.nan  # a NaN row inside a block leaves its neighbours alone
+    risk = fast(obs, act)
+    row_by_row = np.array([fast.risk_one(obs[i], act[i]) for i in range(n)], np.float32)
+    np.testing.assert_array_equal(risk, row_by_row)  # same summation order: bit-identical, NaN where NaN
+    assert np.isnan(risk[ROW_BLOCK + 1]) and np.isfinite(np.delete(risk, ROW_BLOCK + 1)).all()

@@ -56,17 +56,58 @@ def _member_max(
     return best
 
 
+#: rows computed together by :func:`mlp_forward`: each weight row is read once per block of rows
+#: (while it is in L1) instead of once per row; 16 rows of 256 float32 activations fit L1 twice over
+ROW_BLOCK = 16
+
+
 @numba.njit(cache=True, nogil=True)
 def mlp_forward(
     x: np.ndarray, a: np.ndarray, params: np.ndarray, layers: np.ndarray, n_members: int, width: int
 ) -> np.ndarray:
-    """Risk of each row of ``x (B, obs_dim)``, ``a (B, A)``: float32 ``(B,)``, clipped at 0, NaN kept."""
-    h = np.empty(width, np.float32)
-    g = np.empty(width, np.float32)
-    risk = np.empty(x.shape[0], np.float32)
-    for r in range(x.shape[0]):
-        best = _member_max(x[r], a[r], params, layers, n_members, h, g)
-        risk[r] = best if not best < 0.0 else np.float32(0.0)  # clipped at 0, NaN kept
+    """Risk of each row of ``x (B, obs_dim)``, ``a (B, A)``: float32 ``(B,)``, clipped at 0, NaN kept.
+
+    Rows go through the network in blocks of :data:`ROW_BLOCK`: every weight row is read once per
+    block. Each row's sums are accumulated in the same order as :func:`risk_one`'s, so both give
+    bit-identical values.
+    """
+    n_rows, n_obs = x.shape[0], x.shape[1]
+    h = np.empty((ROW_BLOCK, width), np.float32)
+    g = np.empty((ROW_BLOCK, width), np.float32)
+    best = np.empty(ROW_BLOCK, np.float32)
+    risk = np.empty(n_rows, np.float32)
+    for start in range(0, n_rows, ROW_BLOCK):
+        m = min(ROW_BLOCK, n_rows - start)
+        for r in range(m):
+            best[r] = -np.inf
+        for e in range(n_members):
+            for k in range(layers.shape[0]):
+                n_in, n_out, w_at, b_at = layers[k, 0], layers[k, 1], layers[k, 2], layers[k, 3]
+                w = params[w_at + e * n_in * n_out : w_at + (e + 1) * n_in * n_out].reshape((n_in, n_out))
+                b = params[b_at + e * n_out : b_at + (e + 1) * n_out]
+                for r in range(m):
+                    for j in range(n_out):
+                        g[r, j] = b[j]
+                for i in range(n_in):
+                    for r in range(m):
+                        if k > 0:
+                            v = h[r, i]
+                            if v < 0.0:  # ReLU of the previous layer; NaN < 0 is False, so NaN propagates
+                                continue
+                        elif i < n_obs:
+                            v = np.float32(x[start + r, i])
+                        else:
+                            v = np.float32(a[start + r, i - n_obs])
+                        if v != 0.0:  # exact for finite weights; NaN != 0, so a NaN input propagates
+                            for j in range(n_out):
+                                g[r, j] += v * w[i, j]
+                h, g = g, h
+            for r in range(m):
+                q = h[r, 0]
+                if q > best[r] or q != q:
+                    best[r] = q
+        for r in range(m):
+            risk[start + r] = best[r] if not best[r] < 0.0 else np.float32(0.0)  # clipped at 0, NaN kept
     return risk
 
 
