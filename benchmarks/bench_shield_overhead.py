@@ -71,6 +71,36 @@ def timed_block(env: gym.Env, actions: np.ndarray, seed: int) -> tuple[float, fl
     return (time.perf_counter() - w0) / len(actions), (time.process_time() - c0) / len(actions)
 
 
+def split_single_env(raw: gym.Env, shielded: gym.Env, actions: np.ndarray, rounds: int) -> dict[str, float]:
+    """Median us/step of the bare env's step, and of the check and of the env step inside the shielded loop."""
+    shield, inner = shielded.shield, shielded.env  # type: ignore[attr-defined]
+    totals: dict[str, list[float]] = {"bare env step": [], "check (`Shield.filter`)": [], "env step after the check": []}
+    clock = time.perf_counter
+    for r in range(rounds + 1):
+        raw.reset(seed=r)
+        obs, _ = shielded.reset(seed=r)
+        bare = check = step = 0.0
+        for a in actions:
+            t0 = clock()
+            raw.step(a)
+            bare += clock() - t0
+        for a in actions:
+            t0 = clock()
+            executed, _ = shield.filter(obs, a)
+            t1 = clock()
+            obs = inner.step(executed)[0]
+            t2 = clock()
+            check, step = check + t1 - t0, step + t2 - t1
+        if r:
+            for key, total in zip(totals, (bare, check, step)):
+                totals[key].append(total / len(actions) * 1e6)
+    out = {k: statistics.median(v) for k, v in totals.items()}
+    out["env step slowdown after the check (%)"] = 100 * statistics.median(
+        b / a - 1 for a, b in zip(totals["bare env step"], totals["env step after the check"])
+    )
+    return out
+
+
 def critic_call_us(fn: Callable, obs: np.ndarray, act: np.ndarray, n: int = 2000) -> float:
     for _ in range(50):
         fn(obs, act)
@@ -144,6 +174,10 @@ def main() -> None:
             in_loop.append(shielded.shield.last_latency_s)  # type: ignore[union-attr]
         in_loop_us[name] = statistics.median(in_loop) * 1e6
 
+    # where the single-env overhead goes: the check (Shield.filter) and the wrapped env's step timed
+    # separately inside the shielded loop, against the bare env's step, in alternating blocks
+    split = split_single_env(variants["raw"], variants["shield-numba"], actions, args.rounds)
+
     # the decision logic alone: Shield.filter with a critic that costs nothing
     zero = np.zeros(1, np.float32)
     bare_shield = Shield(lambda o, a: zero, np.zeros(2), never, space)
@@ -197,9 +231,14 @@ def main() -> None:
         backend = name.split("-")[1]
         call_lines.append(f"| {backend} `risk_one`, inside the env loop (median `shield.last_latency_s`) | {us:.1f} |")
     call_lines.append(f"| shield decision logic alone (`Shield.filter`, critic returning a constant) | {logic_us:.1f} |")
+    split_lines = ["| single env, numba, inside the loop | us/step |", "|---|---:|"]
+    split_lines += [f"| {k} | {v:.1f} |" for k, v in split.items() if not k.endswith("(%)")]
+    split_lines.append(f"| env step slowdown after the check | {split['env step slowdown after the check (%)']:+.1f}% |")
     print(table)
     print()
     print("\n".join(call_lines))
+    print()
+    print("\n".join(split_lines))
 
     call_table = "\n".join(call_lines)
     versions = f"python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, " + ", ".join(
@@ -236,6 +275,12 @@ Critic call alone, in a tight loop (the fast forward of the same weights, numba 
 vs the torch module under `inference_mode`), inside the env loop, and the shield's own work:
 
 {call_table}
+
+Where the single-env overhead goes: wall time inside the shielded loop of the check (`Shield.filter`,
+the critic's `risk_one` included) and of the wrapped env's step that follows it, against the bare
+env's step, {args.rounds} rounds of alternating blocks (medians):
+
+{chr(10).join(split_lines)}
 
 ## Targets
 
