@@ -189,3 +189,21 @@ def test_the_critics_reference_backup_can_differ_from_the_shields() -> None:
     assert (shield_backup.swirl, shield_backup.brake_force) == (2.0, 0.5)
     assert (reference.swirl, reference.brake_force) == (1.0, 1.0)
     env.close()
+
+
+def test_point_goal_alternative_settings_override_the_default() -> None:
+    from shieldgym.shield_eval import POINT_GOAL_BACKUP_CRITIC, SHIELD_CONFIGS, _make_backup, shield_config
+
+    default = shield_config("SafetyPointGoal1-v0")
+    alternative = shield_config("SafetyPointGoal1-v0", **POINT_GOAL_BACKUP_CRITIC)
+    assert (default.next_action, default.threshold, default.takeover_prob) == ("data", 0.4, 0.0)
+    assert (alternative.next_action, alternative.threshold, alternative.takeover_prob) == ("backup", 0.1, 0.03)
+    # everything the alternative does not set comes from the default
+    for key in set(SHIELD_CONFIGS["SafetyPointGoal1-v0"]) - set(POINT_GOAL_BACKUP_CRITIC):
+        assert getattr(alternative, key) == getattr(default, key), key
+    env = gym.make("Pendulum-v1")
+    backup = _make_backup(alternative, env)
+    assert (backup.swirl, backup.brake_cone, backup.escape) == (2.0, 0.7, True)
+    reference = _make_backup(alternative, env, alternative.critic_backup_kwargs)
+    assert (reference.swirl, reference.brake_cone, reference.escape) == (1.0, 0.0, False)
+    env.close()

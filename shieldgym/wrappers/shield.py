@@ -504,16 +504,7 @@ class Shield:
             executed = risk.executed[0]
             return (executed if self._box else executed.item()), self.info(risk, proposed, 0)
         action_row = proposed[0]  # passed: the executed action is the proposed one (as in check())
-        info = {
-            "proposed_action": action_row,
-            "executed_action": action_row,
-            "risk": float(risk[0]),
-            "threshold": self.threshold,
-            "intervened": False,
-            "reason": None,
-            "source": "policy",
-        }
-        return (action_row if self._box else action_row.item()), info
+        return (action_row if self._box else action_row.item()), self._passed_info(action_row, float(risk[0]))
 
     def _filter_one(self, obs: np.ndarray, proposed: np.ndarray) -> tuple[Any, dict[str, Any]]:
         """:meth:`filter` through the critic's ``risk_one``: one compiled call checks the inputs are finite
@@ -530,19 +521,22 @@ class Shield:
         latency = self.clock() - t0
         self.last_latency_s = latency
         if risk <= self.threshold and (self.max_latency_s is None or latency <= self.max_latency_s):
-            info = {
-                "proposed_action": proposed,
-                "executed_action": proposed,
-                "risk": float(risk),
-                "threshold": self.threshold,
-                "intervened": False,
-                "reason": None,
-                "source": "policy",
-            }
-            return proposed, info
+            return proposed, self._passed_info(proposed, float(risk))
         # vetoed: risk above the threshold, NaN (non-finite input or output) or a missed deadline
         decision = self._decide(obs[None], proposed[None], None, None, np.array([risk]), None, latency, 0)
         return decision.executed[0], self.info(decision, proposed[None], 0)
+
+    def _passed_info(self, action: np.ndarray, risk: float) -> dict[str, Any]:
+        """``info["shield"]`` of a proposed action that passed (it is also the executed one)."""
+        return {
+            "proposed_action": action,
+            "executed_action": action,
+            "risk": risk,
+            "threshold": self.threshold,
+            "intervened": False,
+            "reason": None,
+            "source": "policy",
+        }
 
     def info(self, decision: ShieldDecision, proposed: np.ndarray, i: int) -> dict[str, Any]:
         """``info["shield"]`` of row ``i`` of a decision."""
