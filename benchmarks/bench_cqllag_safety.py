@@ -88,6 +88,7 @@ def build(algo: str, env: gym.Env, seed: int, args: argparse.Namespace) -> Any:
         lambda_init=args.lambda_init,
         lambda_source=args.lambda_source,
         normalise_actor_loss=args.normalise_actor_loss,
+        cost_reduce=args.cost_reduce,
         **common,
     )
 
@@ -309,6 +310,12 @@ def main() -> None:
     parser.add_argument(
         "--normalise-actor-loss", action="store_true", help="online actor loss (-Q_r + lambda Q_c) / (1 + lambda)"
     )
+    parser.add_argument(
+        "--cost-reduce",
+        choices=("max", "mean"),
+        default="max",
+        help="online: how the actor and lambda's estimate combine the twin cost critics",
+    )
     parser.add_argument("--lambda-init", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workdir", default="/tmp/cqllag_safety")
@@ -415,7 +422,8 @@ def write_report(
         f"Settings: {args.steps} env steps per online run, nets {args.hidden}x{args.hidden}, batch {args.batch_size}, "
         f"{args.n_actions} CQL actions per proposal, online alpha_cql={args.alpha_cql}, beta_cql={args.beta_cql}, "
         f"lambda_lr={args.lambda_lr}, lambda_init={args.lambda_init}, lambda_source={args.lambda_source}, "
-        f"normalise_actor_loss={args.normalise_actor_loss}, cost limit d={COST_LIMIT} per episode, "
+        f"cost_reduce={args.cost_reduce}, normalise_actor_loss={args.normalise_actor_loss}, "
+        f"cost limit d={COST_LIMIT} per episode, "
         f"{args.eval_episodes} deterministic evaluation episodes.",
         "",
         "## Online",

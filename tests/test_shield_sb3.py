@@ -11,7 +11,15 @@ from stable_baselines3.common.callbacks import BaseCallback
 from test_shield_scripted import PointEnv, next_position_risk
 
 from shieldgym import ShieldWrapper
-from shieldgym.wrappers.shield_sb3 import ShieldDictReplayBuffer, ShieldReplayBuffer, scale_action, shield_transition
+from shieldgym import CQLLag
+from shieldgym.wrappers.shield_sb3 import (
+    ShieldCostDictReplayBuffer,
+    ShieldCostReplayBuffer,
+    ShieldDictReplayBuffer,
+    ShieldReplayBuffer,
+    scale_action,
+    shield_transition,
+)
 
 
 class Recorder(BaseCallback):
@@ -27,18 +35,19 @@ class Recorder(BaseCallback):
         return True
 
 
-def shielded_point(x0: float = 0.0) -> ShieldWrapper:
+def shielded_point(x0: float = 0.0, threshold: float = 1.0) -> ShieldWrapper:
     # A wide action space: uniform exploration often proposes steps past |x| = 1.
     class WidePoint(PointEnv):
         def __init__(self) -> None:
             super().__init__(x0=x0)
             self.action_space = gym.spaces.Box(-2.0, 1.0, (1,), np.float32)
 
-    return ShieldWrapper(WidePoint(), next_position_risk, threshold=1.0)
+    return ShieldWrapper(WidePoint(), next_position_risk, threshold=threshold)
 
 
-def train(algo, steps: int = 300, **buffer_kwargs):
-    env = shielded_point()
+def train(algo, steps: int = 300, threshold: float = 1.0, **buffer_kwargs):
+    env = shielded_point(threshold=threshold)
+    extra = dict(episode_length=20) if algo is CQLLag else {}
     model = algo(
         "MlpPolicy",
         env,
@@ -46,17 +55,18 @@ def train(algo, steps: int = 300, **buffer_kwargs):
         buffer_size=1_000,
         batch_size=32,
         policy_kwargs=dict(net_arch=[16]),
-        replay_buffer_class=ShieldReplayBuffer,
+        replay_buffer_class=ShieldCostReplayBuffer if algo is CQLLag else ShieldReplayBuffer,
         replay_buffer_kwargs=buffer_kwargs,
         seed=0,
         device="cpu",
+        **extra,
     )
     rec = Recorder()
     model.learn(steps, callback=rec)
     return model, rec
 
 
-@pytest.mark.parametrize("algo", [SAC, TD3, TQC, CrossQ])
+@pytest.mark.parametrize("algo", [SAC, TD3, TQC, CrossQ, CQLLag])
 def test_buffer_stores_executed_action_exactly_for_vetoed_steps(algo) -> None:
     model, rec = train(algo)
     buf = model.replay_buffer
@@ -121,3 +131,40 @@ def test_discrete_actions_are_stored_unscaled() -> None:
     infos = [{"shield": {"intervened": True, "executed_action": np.int64(2)}}]
     new_action, _ = shield_transition(space, np.array([0]), np.array([0.0]), infos, "executed", 0.0)
     assert new_action.tolist() == [2]
+
+
+def test_cqllag_inside_the_shield_stores_the_cost_of_the_executed_action() -> None:
+    model, rec = train(CQLLag, steps=200, threshold=1.5)  # steps to 1 < |x| <= 1.5 pass and cost 1
+    buf = model.replay_buffer
+    space = model.env.action_space
+    x = 0.0  # replay PointEnv: cost 1 when |x + executed action| > 1, episodes of 20 steps from x = 0
+    n_costly = n_vetoed = 0
+    for t, (pos, s, _) in enumerate(rec.steps):
+        x = (0.0 if t % 20 == 0 else x) + float(np.clip(s["executed_action"][0], -1.0, 1.0))
+        x = float(np.float32(x))
+        assert buf.costs[pos, 0] == float(abs(x) > 1.0)
+        n_costly += abs(x) > 1.0
+        n_vetoed += s["intervened"]
+        np.testing.assert_allclose(
+            space.low + (buf.actions[pos, 0] + 1.0) * 0.5 * (space.high - space.low), s["executed_action"], atol=1e-6
+        )
+    assert 0 < n_costly < 200 and n_vetoed > 0
+
+
+def test_cqllag_rejects_a_shield_buffer_without_costs() -> None:
+    with pytest.raises(TypeError, match="ShieldCostReplayBuffer"):
+        CQLLag("MlpPolicy", shielded_point(), replay_buffer_class=ShieldReplayBuffer, episode_length=20, device="cpu")
+
+
+def test_shield_cost_dict_buffer_stores_executed_action_and_cost() -> None:
+    obs_space = gym.spaces.Dict({"x": gym.spaces.Box(-10, 10, (1,), np.float32)})
+    act_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+    buf = ShieldCostDictReplayBuffer(10, obs_space, act_space, device="cpu", intervention_penalty=0.5)
+    obs = {"x": np.zeros((1, 1), np.float32)}
+    info = {"cost": 1.0, "shield": {"intervened": True, "executed_action": np.array([0.25], np.float32)}}
+    buf.add(obs, obs, np.array([[0.9]], np.float32), np.array([1.0]), np.array([False]), [info])
+    assert buf.actions[0, 0].tolist() == [0.25]
+    assert buf.rewards[0, 0] == 0.5 and buf.costs[0, 0] == 1.0
+    with pytest.raises(Exception, match="cost"):  # no cost key: the cost buffer's error, nothing written
+        buf.add(obs, obs, np.array([[0.9]], np.float32), np.array([1.0]), np.array([False]), [{"shield": info["shield"]}])
+    assert buf.pos == 1

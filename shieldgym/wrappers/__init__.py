@@ -21,6 +21,8 @@ _LAZY: dict[str, str] = {
     "VecShieldWrapper": "shieldgym.wrappers.vector_shield",
     "ShieldReplayBuffer": "shieldgym.wrappers.shield_sb3",
     "ShieldDictReplayBuffer": "shieldgym.wrappers.shield_sb3",
+    "ShieldCostReplayBuffer": "shieldgym.wrappers.shield_sb3",
+    "ShieldCostDictReplayBuffer": "shieldgym.wrappers.shield_sb3",
     "VLPMObservation": "shieldgym.wrappers.vlpm",
     "VectorVLPMObservation": "shieldgym.wrappers.vlpm",
 }

@@ -7,7 +7,8 @@ executed a different action, so the stored transition ``(s, a*, r, s')`` would b
 happened. :class:`ShieldReplayBuffer` (and :class:`ShieldDictReplayBuffer` for dict observations)
 reads ``infos[i]["shield"]`` and, by default, stores the **executed** action instead, rescaled the
 same way SB3 rescales policy actions (``2 (a - low) / (high - low) - 1``). This works with every
-algorithm that takes ``replay_buffer_class``: SAC, TD3, DDPG, DQN, TQC, CrossQ, CQLLag.
+algorithm that takes ``replay_buffer_class``: SAC, TD3, DDPG, DQN, TQC, CrossQ. CQLLag, which also
+stores the step cost, takes :class:`ShieldCostReplayBuffer` (:class:`ShieldCostDictReplayBuffer`).
 
 ``action_source="proposed"`` keeps the proposed action (the Recovery-RL choice: the task policy
 learns the consequence of its own proposal, the backup's transition is what followed), and
@@ -28,9 +29,17 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 
+from shieldgym.algos.cqllag.buffers import CostDictReplayBuffer, CostReplayBuffer
 from shieldgym.wrappers.shield import INFO_KEY
 
-__all__ = ["ShieldDictReplayBuffer", "ShieldReplayBuffer", "scale_action", "shield_transition"]
+__all__ = [
+    "ShieldCostDictReplayBuffer",
+    "ShieldCostReplayBuffer",
+    "ShieldDictReplayBuffer",
+    "ShieldReplayBuffer",
+    "scale_action",
+    "shield_transition",
+]
 
 ActionSource = Literal["executed", "proposed"]
 
@@ -86,7 +95,32 @@ def _check_options(action_source: str, intervention_penalty: float) -> None:
         raise ValueError(f"intervention_penalty must be a finite number >= 0, got {intervention_penalty!r}.")
 
 
-class ShieldReplayBuffer(ReplayBuffer):
+class _ShieldTransitions:
+    """What the shield buffers add to an SB3 buffer: :meth:`add` stores :func:`shield_transition`'s action and reward.
+
+    Mixed in before the buffer class it changes (SB3's ``ReplayBuffer`` / ``DictReplayBuffer`` or CQLLag's cost buffers).
+    """
+
+    action_space: spaces.Space
+
+    def __init__(
+        self, *args: Any, action_source: ActionSource = "executed", intervention_penalty: float = 0.0, **kwargs: Any
+    ) -> None:
+        _check_options(action_source, intervention_penalty)
+        super().__init__(*args, **kwargs)
+        self.action_source: ActionSource = action_source
+        self.intervention_penalty = float(intervention_penalty)
+
+    def add(
+        self, obs: Any, next_obs: Any, action: np.ndarray, reward: np.ndarray, done: np.ndarray, infos: list[dict[str, Any]]
+    ) -> None:
+        action, reward = shield_transition(
+            self.action_space, action, reward, infos, self.action_source, self.intervention_penalty
+        )
+        super().add(obs, next_obs, action, reward, done, infos)  # type: ignore[misc]
+
+
+class ShieldReplayBuffer(_ShieldTransitions, ReplayBuffer):
     """SB3 ``ReplayBuffer`` that stores the shield's executed action (or the proposed one) and can penalise vetoes.
 
     Pass as ``replay_buffer_class=ShieldReplayBuffer`` (options through ``replay_buffer_kwargs``).
@@ -98,50 +132,19 @@ class ShieldReplayBuffer(ReplayBuffer):
         **kwargs: as ``ReplayBuffer``.
     """
 
-    def __init__(
-        self, *args: Any, action_source: ActionSource = "executed", intervention_penalty: float = 0.0, **kwargs: Any
-    ) -> None:
-        _check_options(action_source, intervention_penalty)
-        super().__init__(*args, **kwargs)
-        self.action_source: ActionSource = action_source
-        self.intervention_penalty = float(intervention_penalty)
 
-    def add(
-        self,
-        obs: np.ndarray,
-        next_obs: np.ndarray,
-        action: np.ndarray,
-        reward: np.ndarray,
-        done: np.ndarray,
-        infos: list[dict[str, Any]],
-    ) -> None:
-        action, reward = shield_transition(
-            self.action_space, action, reward, infos, self.action_source, self.intervention_penalty
-        )
-        super().add(obs, next_obs, action, reward, done, infos)
-
-
-class ShieldDictReplayBuffer(DictReplayBuffer):
+class ShieldDictReplayBuffer(_ShieldTransitions, DictReplayBuffer):
     """:class:`ShieldReplayBuffer` for ``Dict`` observation spaces (``MultiInputPolicy``)."""
 
-    def __init__(
-        self, *args: Any, action_source: ActionSource = "executed", intervention_penalty: float = 0.0, **kwargs: Any
-    ) -> None:
-        _check_options(action_source, intervention_penalty)
-        super().__init__(*args, **kwargs)
-        self.action_source: ActionSource = action_source
-        self.intervention_penalty = float(intervention_penalty)
 
-    def add(  # type: ignore[override]
-        self,
-        obs: dict[str, np.ndarray],
-        next_obs: dict[str, np.ndarray],
-        action: np.ndarray,
-        reward: np.ndarray,
-        done: np.ndarray,
-        infos: list[dict[str, Any]],
-    ) -> None:
-        action, reward = shield_transition(
-            self.action_space, action, reward, infos, self.action_source, self.intervention_penalty
-        )
-        super().add(obs, next_obs, action, reward, done, infos)
+class ShieldCostReplayBuffer(_ShieldTransitions, CostReplayBuffer):
+    """:class:`ShieldReplayBuffer` for :class:`~shieldgym.algos.cqllag.CQLLag`: it also stores the step cost.
+
+    ``CQLLag(..., replay_buffer_class=ShieldCostReplayBuffer)`` trains inside the shield on the executed
+    action; the cost stored is the one the env reported for that executed action. Options as
+    :class:`ShieldReplayBuffer`, plus ``cost_key`` as :class:`~shieldgym.algos.cqllag.buffers.CostReplayBuffer`.
+    """
+
+
+class ShieldCostDictReplayBuffer(_ShieldTransitions, CostDictReplayBuffer):
+    """:class:`ShieldCostReplayBuffer` for ``Dict`` observation spaces (``MultiInputPolicy``)."""

@@ -14,7 +14,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch as th
-from gymnasium import spaces
 from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import TensorDict
 from stable_baselines3.common.vec_env import VecNormalize
@@ -54,65 +53,52 @@ def _check_cost_key(cost_key: str) -> str:
     return cost_key
 
 
-class CostReplayBuffer(ReplayBuffer):
-    """A :class:`~stable_baselines3.common.buffers.ReplayBuffer` that stores ``info[cost_key]`` as the step cost.
+class _CostColumn:
+    """What both cost buffers add to SB3's buffer: the ``costs (buffer_size, n_envs)`` column filled from
+    ``info[cost_key]`` in :meth:`add`, and whole blocks of offline transitions in :meth:`extend_transitions`.
 
-    Args:
-        buffer_size, observation_space, action_space, device, n_envs, optimize_memory_usage,
-        handle_timeout_termination: as for SB3's ``ReplayBuffer``.
-        cost_key: the info key holding the step cost (default ``"cost"``).
+    Mixed in before SB3's ``ReplayBuffer`` / ``DictReplayBuffer``, whose storage it writes.
     """
 
-    def __init__(
-        self,
-        buffer_size: int,
-        observation_space: spaces.Space,
-        action_space: spaces.Space,
-        device: th.device | str = "auto",
-        n_envs: int = 1,
-        optimize_memory_usage: bool = False,
-        handle_timeout_termination: bool = True,
-        cost_key: str = COST_KEY,
-    ) -> None:
-        super().__init__(
-            buffer_size,
-            observation_space,
-            action_space,
-            device=device,
-            n_envs=n_envs,
-            optimize_memory_usage=optimize_memory_usage,
-            handle_timeout_termination=handle_timeout_termination,
-        )
+    buffer_size: int
+    n_envs: int
+    pos: int
+    full: bool
+    optimize_memory_usage: bool
+    observations: Any
+    next_observations: Any
+    actions: np.ndarray
+    rewards: np.ndarray
+    dones: np.ndarray
+    timeouts: np.ndarray
+
+    def __init__(self, *args: Any, cost_key: str = COST_KEY, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.cost_key = _check_cost_key(cost_key)
         self.costs = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
 
-    def add(  # type: ignore[override]
-        self,
-        obs: np.ndarray,
-        next_obs: np.ndarray,
-        action: np.ndarray,
-        reward: np.ndarray,
-        done: np.ndarray,
-        infos: list[dict[str, Any]],
+    def add(
+        self, obs: Any, next_obs: Any, action: np.ndarray, reward: np.ndarray, done: np.ndarray, infos: list[dict]
     ) -> None:
         # Read (and validate) the costs before anything is written, so a bad info leaves the buffer unchanged.
         costs = np.array([get_cost(info, self.cost_key) for info in infos], dtype=np.float32)
         self.costs[self.pos] = costs
-        super().add(obs, next_obs, action, reward, done, infos)
+        super().add(obs, next_obs, action, reward, done, infos)  # type: ignore[misc]
 
     def extend_transitions(
         self,
-        observations: np.ndarray,
+        observations: np.ndarray | dict[str, np.ndarray],
         actions: np.ndarray,
         rewards: np.ndarray,
         costs: np.ndarray,
-        next_observations: np.ndarray,
+        next_observations: np.ndarray | dict[str, np.ndarray],
         dones: np.ndarray,
     ) -> int:
         """Write a block of transitions (first axis = transition) into the buffer; returns how many were written.
 
-        With ``n_envs > 1`` the block is laid out over the env slots, so ``len % n_envs`` trailing
-        transitions are dropped. Timeouts are stored as not-done (``dones`` must already be terminals only).
+        Observations are arrays, or dicts of arrays for a Dict observation space. With ``n_envs > 1`` the
+        block is laid out over the env slots, so ``len % n_envs`` trailing transitions are dropped.
+        Timeouts are stored as not-done (``dones`` must already be terminals only).
         """
         if self.optimize_memory_usage:
             raise ValueError("Offline data cannot be loaded into a buffer with optimize_memory_usage=True.")
@@ -125,19 +111,36 @@ class CostReplayBuffer(ReplayBuffer):
             )
         sl = slice(self.pos, self.pos + rows)
 
-        def block(x: np.ndarray) -> np.ndarray:
-            # (n, ...) -> (rows, n_envs, ...)
-            return np.asarray(x[:n]).reshape(rows, self.n_envs, *np.asarray(x).shape[1:])
+        def put(store: np.ndarray, x: np.ndarray) -> None:
+            # (n, ...) -> (rows, n_envs, ...) in the buffer's layout
+            store[sl] = np.asarray(x)[:n].reshape(store[sl].shape)
 
-        self.observations[sl] = block(observations).reshape(self.observations[sl].shape)
-        self.next_observations[sl] = block(next_observations).reshape(self.next_observations[sl].shape)
-        self.actions[sl] = block(actions).reshape(self.actions[sl].shape)
-        self.rewards[sl], self.costs[sl], self.dones[sl] = block(rewards), block(costs), block(dones)
+        if isinstance(self.observations, dict):
+            assert isinstance(observations, dict) and isinstance(next_observations, dict)
+            for key in self.observations:
+                put(self.observations[key], observations[key])
+                put(self.next_observations[key], next_observations[key])
+        else:
+            assert isinstance(observations, np.ndarray) and isinstance(next_observations, np.ndarray)
+            put(self.observations, observations)
+            put(self.next_observations, next_observations)
+        for store, x in ((self.actions, actions), (self.rewards, rewards), (self.costs, costs), (self.dones, dones)):
+            put(store, x)
         self.timeouts[sl] = 0.0
         self.pos += rows
         if self.pos == self.buffer_size:
             self.full, self.pos = True, 0
         return n
+
+
+class CostReplayBuffer(_CostColumn, ReplayBuffer):
+    """A :class:`~stable_baselines3.common.buffers.ReplayBuffer` that stores ``info[cost_key]`` as the step cost.
+
+    Args:
+        buffer_size, observation_space, action_space, device, n_envs, optimize_memory_usage,
+        handle_timeout_termination: as for SB3's ``ReplayBuffer``.
+        cost_key: the info key holding the step cost (default ``"cost"``), keyword only.
+    """
 
     def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> CostReplayBufferSamples:  # type: ignore[override]
         # Same as SB3's ReplayBuffer._get_samples, with the cost read at the same (index, env) pairs.
@@ -159,86 +162,14 @@ class CostReplayBuffer(ReplayBuffer):
         return CostReplayBufferSamples(observations, actions, next_observations, dones, rewards, None, costs)
 
 
-class CostDictReplayBuffer(DictReplayBuffer):
+class CostDictReplayBuffer(_CostColumn, DictReplayBuffer):
     """A :class:`~stable_baselines3.common.buffers.DictReplayBuffer` (Dict observations) that stores ``info[cost_key]``.
 
     Args:
         buffer_size, observation_space, action_space, device, n_envs, optimize_memory_usage,
         handle_timeout_termination: as for SB3's ``DictReplayBuffer``.
-        cost_key: the info key holding the step cost (default ``"cost"``).
+        cost_key: the info key holding the step cost (default ``"cost"``), keyword only.
     """
-
-    def __init__(
-        self,
-        buffer_size: int,
-        observation_space: spaces.Dict,
-        action_space: spaces.Space,
-        device: th.device | str = "auto",
-        n_envs: int = 1,
-        optimize_memory_usage: bool = False,
-        handle_timeout_termination: bool = True,
-        cost_key: str = COST_KEY,
-    ) -> None:
-        super().__init__(
-            buffer_size,
-            observation_space,
-            action_space,
-            device=device,
-            n_envs=n_envs,
-            optimize_memory_usage=optimize_memory_usage,
-            handle_timeout_termination=handle_timeout_termination,
-        )
-        self.cost_key = _check_cost_key(cost_key)
-        self.costs = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
-
-    def add(  # type: ignore[override]
-        self,
-        obs: dict[str, np.ndarray],
-        next_obs: dict[str, np.ndarray],
-        action: np.ndarray,
-        reward: np.ndarray,
-        done: np.ndarray,
-        infos: list[dict[str, Any]],
-    ) -> None:
-        costs = np.array([get_cost(info, self.cost_key) for info in infos], dtype=np.float32)
-        self.costs[self.pos] = costs
-        super().add(obs, next_obs, action, reward, done, infos)
-
-    def extend_transitions(
-        self,
-        observations: dict[str, np.ndarray],
-        actions: np.ndarray,
-        rewards: np.ndarray,
-        costs: np.ndarray,
-        next_observations: dict[str, np.ndarray],
-        dones: np.ndarray,
-    ) -> int:
-        """Dict-observation version of :meth:`CostReplayBuffer.extend_transitions`."""
-        rows = len(rewards) // self.n_envs
-        n = rows * self.n_envs
-        if rows > self.buffer_size - self.pos:
-            raise ValueError(
-                f"The dataset has {len(rewards)} transitions but the replay buffer has room for "
-                f"{(self.buffer_size - self.pos) * self.n_envs}; pass a larger buffer_size."
-            )
-        sl = slice(self.pos, self.pos + rows)
-
-        def block(x: np.ndarray, like: np.ndarray) -> np.ndarray:
-            # (n, ...) -> (rows, n_envs, ...) in the buffer's layout
-            return np.asarray(x)[:n].reshape(like.shape)
-
-        for key in self.observations:
-            self.observations[key][sl] = block(observations[key], self.observations[key][sl])
-            self.next_observations[key][sl] = block(next_observations[key], self.next_observations[key][sl])
-        self.actions[sl] = block(actions, self.actions[sl])
-        self.rewards[sl] = block(rewards, self.rewards[sl])
-        self.costs[sl] = block(costs, self.costs[sl])
-        self.dones[sl] = block(dones, self.dones[sl])
-        self.timeouts[sl] = 0.0
-        self.pos += rows
-        if self.pos == self.buffer_size:
-            self.full, self.pos = True, 0
-        return n
 
     def _get_samples(  # type: ignore[override]
         self, batch_inds: np.ndarray, env: VecNormalize | None = None

@@ -302,7 +302,8 @@ class CQLLag(OffPolicyAlgorithm):
         elif not issubclass(self.replay_buffer_class, (CostReplayBuffer, CostDictReplayBuffer)):
             raise TypeError(
                 f"CQLLag needs a replay buffer that stores costs (CostReplayBuffer or CostDictReplayBuffer), "
-                f"got {self.replay_buffer_class.__name__}."
+                f"got {self.replay_buffer_class.__name__}. Inside a shield, use ShieldCostReplayBuffer "
+                "(or ShieldCostDictReplayBuffer) from shieldgym.wrappers.shield_sb3."
             )
         self.replay_buffer_kwargs.setdefault("cost_key", self.cost_key)
         super()._setup_model()
