@@ -89,6 +89,7 @@ def build(algo: str, env: gym.Env, seed: int, args: argparse.Namespace) -> Any:
         lambda_source=args.lambda_source,
         normalise_actor_loss=args.normalise_actor_loss,
         cost_reduce=args.cost_reduce,
+        lambda_max=args.lambda_max,
         **common,
     )
 
@@ -317,6 +318,7 @@ def main() -> None:
         help="online: how the actor and lambda's estimate combine the twin cost critics",
     )
     parser.add_argument("--lambda-init", type=float, default=1.0)
+    parser.add_argument("--lambda-max", type=float, default=None, help="online: upper clip of lambda (default: none)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workdir", default="/tmp/cqllag_safety")
     parser.add_argument("--resume", action="store_true")
@@ -422,7 +424,7 @@ def write_report(
         f"Settings: {args.steps} env steps per online run, nets {args.hidden}x{args.hidden}, batch {args.batch_size}, "
         f"{args.n_actions} CQL actions per proposal, online alpha_cql={args.alpha_cql}, beta_cql={args.beta_cql}, "
         f"lambda_lr={args.lambda_lr}, lambda_init={args.lambda_init}, lambda_source={args.lambda_source}, "
-        f"cost_reduce={args.cost_reduce}, normalise_actor_loss={args.normalise_actor_loss}, "
+        f"cost_reduce={args.cost_reduce}, lambda_max={args.lambda_max}, normalise_actor_loss={args.normalise_actor_loss}, "
         f"cost limit d={COST_LIMIT} per episode, "
         f"{args.eval_episodes} deterministic evaluation episodes.",
         "",

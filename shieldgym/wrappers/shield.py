@@ -259,6 +259,37 @@ class Shield:
         )
 
     # -- validation done once -------------------------------------------------------------------
+    @classmethod
+    def for_env(
+        cls,
+        critic: Any,
+        backup: Any,
+        threshold: Any,
+        action_space: gym.Space,
+        observation_space: gym.Space,
+        *,
+        safe_action: Any = None,
+        max_latency_s: float | None = None,
+        log_path: str | os.PathLike[str] | None = None,
+        fsync: bool = False,
+        validate_critic: bool = True,
+    ) -> Shield:
+        """The shield of a wrapper: constructed as :class:`Shield`, then (``validate_critic``) the critic is
+        called once on inputs sampled from ``observation_space`` / ``action_space`` to catch a wrong output early."""
+        shield = cls(
+            critic,
+            backup,
+            threshold,
+            action_space,
+            safe_action=safe_action,
+            max_latency_s=max_latency_s,
+            log_path=log_path,
+            fsync=fsync,
+        )
+        if validate_critic:
+            shield.validate_critic(observation_space)
+        return shield
+
     def validate_critic(self, observation_space: gym.Space) -> None:
         """Call the critic once on two sampled (obs, action) pairs and check it returns ``(2,)`` numbers.
 
@@ -605,18 +636,18 @@ class ShieldWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         )
         gym.Wrapper.__init__(self, env)
         check_action_space(env.action_space)
-        self.shield = Shield(
+        self.shield = Shield.for_env(
             critic,
             default_backup(env) if backup is None else backup,
             threshold,
             env.action_space,
+            env.observation_space,
             safe_action=safe_action,
             max_latency_s=max_latency_s,
             log_path=log_path,
             fsync=fsync,
+            validate_critic=validate_critic,
         )
-        if validate_critic:
-            self.shield.validate_critic(env.observation_space)
         self._obs: Any = None
 
     @property

@@ -104,18 +104,18 @@ class VectorShieldWrapper(VectorWrapper, gym.utils.RecordConstructorArgs):
         VectorWrapper.__init__(self, env)
         if brake_action is None:
             brake_action = _env_brake_action(env)
-        self.shield = Shield(
+        self.shield = Shield.for_env(
             critic,
             _default_backup(env.single_action_space, brake_action) if backup is None else backup,
             threshold,
             env.single_action_space,
+            env.single_observation_space,
             safe_action=safe_action,
             max_latency_s=max_latency_s,
             log_path=log_path,
             fsync=fsync,
+            validate_critic=validate_critic,
         )
-        if validate_critic:
-            self.shield.validate_critic(env.single_observation_space)
         mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
         self._next_step = AutoresetMode(mode) == AutoresetMode.NEXT_STEP
         self._obs: Any = None
@@ -204,18 +204,18 @@ class VecShieldWrapper(_vec_env_wrapper_base()):  # type: ignore[misc]
         if brake_action is None:
             brakes = venv.get_attr("brake_action") if _has_attr(venv, "brake_action") else [None]
             brake_action = brakes[0]
-        self.shield = Shield(
+        self.shield = Shield.for_env(
             critic,
             _default_backup(venv.action_space, brake_action) if backup is None else backup,
             threshold,
             venv.action_space,
+            venv.observation_space,
             safe_action=safe_action,
             max_latency_s=max_latency_s,
             log_path=log_path,
             fsync=fsync,
+            validate_critic=validate_critic,
         )
-        if validate_critic:
-            self.shield.validate_critic(venv.observation_space)
         self._obs: Any = None
         self._pending: tuple[ShieldDecision, np.ndarray] | None = None
 
