@@ -8,6 +8,8 @@ Variants, interleaved round by round on the same reset seeds and the same action
 - ``shield-numpy``: the same with the NumPy backend (one ``matmul`` per layer; the fallback without numba);
 - ``shield-torch``: ``ShieldWrapper`` with the same critic run as a torch module (``TorchCritic``,
   inference mode, ``torch.from_numpy``);
+- ``shield-const``: ``ShieldWrapper`` with a critic that has ``risk_one`` but reads no weights (risk 0):
+  the shield's own per-step work on the same path, so the difference to ``shield-numba`` is the critic's;
 - ``vec8-raw`` / ``vec8-shield``: 8 envs in a ``SyncVectorEnv``, bare and with ``VectorShieldWrapper``
   (one critic call for the 8 sub-envs, numba backend), reported per env-step.
 
@@ -101,6 +103,16 @@ def split_single_env(raw: gym.Env, shielded: gym.Env, actions: np.ndarray, round
     return out
 
 
+class ConstantCritic:
+    """Risk 0 for every input, through the same ``risk_one`` path as the fitted critic, with no weights to read."""
+
+    def __call__(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        return np.zeros(len(obs), np.float32)
+
+    def risk_one(self, obs: np.ndarray, action: np.ndarray) -> float:
+        return 0.0
+
+
 def critic_call_us(fn: Callable, obs: np.ndarray, act: np.ndarray, n: int = 2000) -> float:
     for _ in range(50):
         fn(obs, act)
@@ -134,6 +146,7 @@ def main() -> None:
         "shield-numba": shieldgym.ShieldWrapper(shieldgym.make(ENV_ID), numba_critic, threshold=never),
         "shield-numpy": shieldgym.ShieldWrapper(shieldgym.make(ENV_ID), numpy_critic, threshold=never),
         "shield-torch": shieldgym.ShieldWrapper(shieldgym.make(ENV_ID), torch_critic, threshold=never),
+        "shield-const": shieldgym.ShieldWrapper(shieldgym.make(ENV_ID), ConstantCritic(), threshold=never),
     }
     n_vec = 8
     vec_variants = {
@@ -208,6 +221,7 @@ def main() -> None:
         ("shield-numba", "raw"),
         ("shield-numpy", "raw"),
         ("shield-torch", "raw"),
+        ("shield-const", "raw"),
         ("vec8-raw", "vec8-raw"),
         ("vec8-shield", "vec8-raw"),
     ):
@@ -248,6 +262,7 @@ def main() -> None:
     single_cpu = ratio("shield-numba", "raw", cpu) * 100
     single_wall = ratio("shield-numba", "raw", wall) * 100
     numpy_cpu = ratio("shield-numpy", "raw", cpu) * 100
+    const_cpu = ratio("shield-const", "raw", cpu) * 100
     verdict_numpy = "met" if numpy_cpu <= 5.0 else f"missed by {numpy_cpu - 5.0:.1f} points"
     verdict_single = "met" if single_cpu <= 5.0 else f"missed by {single_cpu - 5.0:.1f} points"
     vec_cpu = vec_over
@@ -288,6 +303,10 @@ env's step, {args.rounds} rounds of alternating blocks (medians):
   -> **{verdict_single}** (CPU time).
 - the same without numba (NumPy backend): CPU {numpy_cpu:+.1f}% -> **{verdict_numpy}**.
 - 8 envs, per-env overhead lower than single-env: CPU {vec_cpu:+.1f}% vs {single_cpu:+.1f}% -> **{verdict_vec}**.
+
+The shield's own work (`shield-const`: the same wrapper and `risk_one` path with a critic that reads no
+weights) costs {const_cpu:+.1f}% CPU; the rest of the single-env overhead, {single_cpu - const_cpu:+.1f} points, is
+the 2x256 critic itself: its forward pass and its weights' traffic through the caches it shares with the simulator.
 
 `as_critic` uses the fast forward (`CostCritic.numpy_critic()`, numba backend when numba is installed,
 else NumPy) for a fitted `CostCritic`; a generic torch module goes through `TorchCritic` (the
