@@ -319,6 +319,13 @@ def main() -> None:
     )
     parser.add_argument("--lambda-init", type=float, default=1.0)
     parser.add_argument("--lambda-max", type=float, default=None, help="online: upper clip of lambda (default: none)")
+    parser.add_argument(
+        "--algos",
+        nargs="+",
+        choices=("sac", "cqllag"),
+        default=["sac", "cqllag"],
+        help="online algorithms to train (e.g. one per process, then one run with both and --resume reports them)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workdir", default="/tmp/cqllag_safety")
     parser.add_argument("--resume", action="store_true")
@@ -337,7 +344,7 @@ def main() -> None:
     for env_id in args.envs:
         seeds = args.seeds if env_id.startswith("SafetyBall") else args.seeds[:1]
         for seed in seeds:
-            for algo in ("sac", "cqllag"):
+            for algo in args.algos:
                 res = train_online(env_id, algo, seed, args, workdir)
                 models[(env_id, algo, seed)] = res.pop("model")
                 online.append({"env": env_id, "algo": algo, "seed": seed, **res})
