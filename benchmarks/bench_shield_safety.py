@@ -26,6 +26,7 @@ import torch
 from shieldgym.report import format_table, machine_header, machine_info, plot_summary
 from shieldgym.shield_eval import (
     POINT_GOAL_BACKUP_CRITIC,
+    POINT_GOAL_BRANCHED,
     SHIELD_CONFIGS,
     ShieldEvalResult,
     run_shield_eval,
@@ -74,7 +75,31 @@ def describe(result: ShieldEvalResult) -> str:
     if c.next_action == "backup":
         reference = "the shield's backup" if c.critic_backup_kwargs is None else f"{c.backup} {dict(c.critic_backup_kwargs)}"
         next_action = f"backup(s') of {reference} (the cost of the action, then of that backup)"
-    if result.calibration is None:
+    critic_line = (
+        f"- critic: {c.n_critics} x MLP {list(c.net_arch)}, gamma {c.gamma}, a' = {next_action}, conservative weight "
+        f"{c.conservative_weight}, {c.fit_steps} steps of batch {c.batch_size}, {inputs}, "
+        f"inputs {features}"
+    )
+    if c.branches is not None:
+        b = c.branches
+        reference = "the shield's backup" if c.critic_backup_kwargs is None else f"{c.backup} {dict(c.critic_backup_kwargs)}"
+        critic_line = (
+            f"- branched data (`shieldgym.branching`): states closer than {b.near} m to a hazard branched with "
+            f"probability {b.near_prob}, the others with {b.far_prob} ({result.n_branches} branched actions); per "
+            f"branched state the task policy's action, the brake action and {b.n_random} uniform random actions, each "
+            f"held {b.hold} steps, then "
+            + (f"the task policy for {b.follow} steps, then " if b.follow else "")
+            + f"{reference} for {b.horizon} steps; "
+            f"label = the branch's cost discounted by {b.gamma}\n"
+            f"- critic: {c.n_critics} x MLP {list(c.net_arch)} regressed onto the labels (`fit_cost_critic` with dones = 1, "
+            f"conservative weight 0), {c.fit_steps} steps of batch {c.batch_size}, {inputs}, inputs {features}"
+        )
+    if result.calibration is None and c.branches is not None:
+        calib_line = (
+            f"- threshold: fixed at {result.threshold:.3f} on the branch label's scale (discounted cost-steps; chosen on "
+            f"tuning runs with reset seeds {TUNING_SEEDS}, disjoint from the evaluation seeds below)"
+        )
+    elif result.calibration is None:
         calib_line = (
             f"- threshold: fixed at {result.threshold:.3f} (chosen on tuning runs with reset seeds "
             f"{TUNING_SEEDS}, disjoint from the evaluation seeds below; a conformal threshold on 'a cost within "
@@ -106,10 +131,9 @@ def describe(result: ShieldEvalResult) -> str:
             if c.takeover_prob > 0
             else ""
         )
-        + f"{1 - c.calib_fraction:.0%} of the episodes fit the critic, the rest calibrate it",
-        f"- critic: {c.n_critics} x MLP {list(c.net_arch)}, gamma {c.gamma}, a' = {next_action}, conservative weight "
-        f"{c.conservative_weight}, {c.fit_steps} steps of batch {c.batch_size}, {inputs}, "
-        f"inputs {features}",
+        + f"{1 - c.calib_fraction:.0%} of the episodes fit the critic, "
+        + ("the rest calibrate it" if result.calibration is not None or c.branches is None else "the rest are not used"),
+        critic_line,
         calib_line,
         backup_line,
         f"- evaluation: {c.eval_episodes} episodes per variant, reset seeds {eval_seed}..{eval_seed + c.eval_episodes - 1}",
@@ -135,6 +159,11 @@ def main() -> None:
         action="store_true",
         help="PointGoal1 with the alternative settings POINT_GOAL_BACKUP_CRITIC (critic of the cost under a backup)",
     )
+    parser.add_argument(
+        "--pointgoal-branched",
+        action="store_true",
+        help="PointGoal1 with the alternative settings POINT_GOAL_BRANCHED (critic fitted on branched rollouts)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     info = machine_info()
@@ -145,6 +174,8 @@ def main() -> None:
         quick = dict(collect_episodes=4, fit_steps=50) if args.quick else {}
         if args.pointgoal_backup_critic and task == "SafetyPointGoal1-v0":
             quick = {**POINT_GOAL_BACKUP_CRITIC, **quick}
+        if args.pointgoal_branched and task == "SafetyPointGoal1-v0":
+            quick = {**POINT_GOAL_BRANCHED, **quick}
         config = shield_config(task, eval_episodes=args.episodes, eval_seed=args.eval_seed, **quick)
         result = run_shield_eval(config, progress=True)
         results.append(result)

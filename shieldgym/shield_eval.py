@@ -5,7 +5,9 @@ command line):
 
 1. **collect**: run the task policy with exploration noise (a fraction of uniformly random actions
    and Gaussian noise on the rest) so that both safe and unsafe actions are covered, optionally with
-   the backup taking over at random times (for a critic of the cost under the backup);
+   the backup taking over at random times (for a critic of the cost under the backup), or, with
+   ``ShieldEvalConfig.branches``, branch candidate actions from the visited simulator states
+   (:mod:`shieldgym.branching`) and regress the critic onto each branch's discounted cost;
 2. **fit**: :func:`~shieldgym.critics.fit.fit_cost_critic` on the transitions of the first
    ``1 - calib_fraction`` of the episodes (short-horizon cost-to-go, conservative upper bound);
 3. **calibrate**: :func:`~shieldgym.critics.calibration.calibrate_threshold` on the remaining
@@ -34,11 +36,13 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 
+from shieldgym.branching import BranchConfig
 from shieldgym.costs.base import get_cost
 
 __all__ = [
     "CRITIC_FEATURES",
     "POINT_GOAL_BACKUP_CRITIC",
+    "POINT_GOAL_BRANCHED",
     "POINT_GOAL_FEATURES",
     "SHIELD_CONFIGS",
     "TASK_POLICIES",
@@ -185,14 +189,24 @@ class ShieldEvalConfig:
             :func:`collect_transitions`); use it with ``next_action="backup"`` so the data shows the backup acting.
         takeover_steps: ``(min, max)`` steps of a takeover.
         critic_backup_kwargs: keyword arguments (``(name, value)`` pairs) of the backup that takes over in the
-            data and gives ``a'`` for ``next_action="backup"``, when it should differ from the shield's backup
-            (``None``: the shield's backup). The critic then scores "can this reference backup still recover after
-            the action"; a cautious reference (full braking) makes that a safety margin for a bolder backup.
+            data and gives ``a'`` for ``next_action="backup"`` (or finishes each branch, with ``branches``), when it
+            should differ from the shield's backup (``None``: the shield's backup). The critic then scores "can this
+            reference backup still recover after the action"; a cautious reference (full braking) makes that a
+            safety margin for a bolder backup.
+        branches: fit the critic on branched rollouts instead of one-step transitions
+            (:mod:`shieldgym.branching`, Safety-Gymnasium navigation tasks): from states of the noisy task policy,
+            candidate actions are each held for a few steps, followed by the backup, and the critic is regressed
+            onto the discounted cost of each branch (``gamma``, ``next_action``, ``conservative_weight`` and
+            ``n_action_samples`` then play no part). With ``threshold=None`` the threshold is calibrated on the
+            branches of the held-out episodes, a branch being unsafe when its label is > 0.
         label_horizon: an action is unsafe when a cost follows within this many steps.
         target_rate: calibration target (fraction of unsafe actions passed).
         threshold: fixed threshold instead of calibrating (``None``: calibrate).
-        backup: ``"closest_safe"`` / ``"min_risk"`` (:class:`~shieldgym.backup.MinRiskBackup`), ``"brake"`` or
-            ``"lidar_navigation"`` (:class:`~shieldgym.backup.LidarNavigationBackup`, Safety-Gymnasium goal tasks).
+        backup: ``"closest_safe"`` / ``"min_risk"`` (:class:`~shieldgym.backup.MinRiskBackup`), ``"brake"``,
+            ``"lidar_navigation"`` (:class:`~shieldgym.backup.LidarNavigationBackup`, Safety-Gymnasium goal tasks) or
+            ``"guided_navigation"`` (:class:`~shieldgym.backup.recovery.GuidedNavigationBackup` around that navigation
+            backup: the action closest to the proposal that the critic passes; the data and the branches use the plain
+            navigation backup).
         backup_kwargs: keyword arguments of the backup, as ``(name, value)`` pairs.
         reference_backup: also evaluate the backup alone as the policy (a third row, ``"backup only"``),
             which shows how much of the shielded result the backup would get without the task policy.
@@ -221,10 +235,11 @@ class ShieldEvalConfig:
     takeover_prob: float = 0.0
     takeover_steps: tuple[int, int] = (5, 30)
     critic_backup_kwargs: tuple[tuple[str, Any], ...] | None = None
+    branches: BranchConfig | None = None
     label_horizon: int = 3
     target_rate: float = 0.2
     threshold: float | None = None
-    backup: Literal["closest_safe", "min_risk", "brake", "lidar_navigation"] = "closest_safe"
+    backup: Literal["closest_safe", "min_risk", "brake", "lidar_navigation", "guided_navigation"] = "closest_safe"
     backup_kwargs: tuple[tuple[str, Any], ...] = ()
     reference_backup: bool = False
     n_candidates: int = 32
@@ -236,7 +251,8 @@ class ShieldEvalConfig:
 @dataclass
 class ShieldEvalResult:
     """Rows (one per variant, keys of :class:`~shieldgym.evaluation.Summary` plus ``variant``/``env_id``),
-    the calibration record, data sizes and wall times."""
+    the calibration record, data sizes (``n_transitions``: states visited; ``n_unsafe``: unsafe labels;
+    ``n_branches``: branched actions, 0 without ``branches``) and wall times."""
 
     config: ShieldEvalConfig
     rows: list[dict[str, Any]]
@@ -246,6 +262,7 @@ class ShieldEvalResult:
     n_unsafe: int
     seconds: dict[str, float] = field(default_factory=dict)
     episodes: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    n_branches: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -317,6 +334,17 @@ POINT_GOAL_BACKUP_CRITIC: dict[str, Any] = dict(
 )
 
 
+# An alternative for PointGoal1 (`bench_shield_safety.py --pointgoal-branched`): the critic is regressed onto the
+# discounted cost of branched rollouts (shieldgym.branching): from states of the noisy task policy, the task policy's
+# action, the brake action and random actions are each held for a few steps and followed by the navigation backup.
+# Settings chosen on reset seeds 20000..20019 (docs/shield.md, Recorded results).
+POINT_GOAL_BRANCHED: dict[str, Any] = dict(
+    branches=BranchConfig(hold=5, horizon=25, gamma=0.95, n_random=4, near=1.0, near_prob=0.1, far_prob=0.005),
+    threshold=0.3,
+    backup_kwargs=POINT_GOAL_BACKUP_CRITIC["backup_kwargs"],
+)
+
+
 def shield_config(env_id: str, **overrides: Any) -> ShieldEvalConfig:
     """The :class:`ShieldEvalConfig` of :data:`SHIELD_CONFIGS` for ``env_id``, with ``overrides`` applied.
 
@@ -340,6 +368,7 @@ def collect_transitions(
     backup: Policy | None = None,
     takeover_prob: float = 0.0,
     takeover_steps: tuple[int, int] = (5, 30),
+    before_step: Callable[[np.ndarray, int], None] | None = None,
     progress: bool = False,
 ) -> dict[str, np.ndarray]:
     """Roll out ``policy`` with exploration noise; return flat transition arrays.
@@ -349,7 +378,9 @@ def collect_transitions(
     a step also starts a *takeover* with probability ``takeover_prob``: the backup acts (noise-free) for
     a uniformly drawn number of steps in ``takeover_steps`` (inclusive), so the data shows the backup
     recovering from wherever the noisy task policy has led, which a critic of the cost under the backup
-    (``a' = backup(s')``) needs.
+    (``a' = backup(s')``) needs. ``before_step(obs, episode)``, when given, is called at every state before
+    the action is chosen (:func:`shieldgym.branching.collect_branches` branches the simulator there); it must
+    leave the env as it found it.
 
     Returns:
         ``obs``, ``actions``, ``costs``, ``next_obs``, ``dones`` (terminated, not truncated),
@@ -383,6 +414,8 @@ def collect_transitions(
         done, left, takeover = False, 0, 0
         held = np.zeros(space.shape)
         while not done:
+            if before_step is not None:
+                before_step(obs, ep)
             if takeover == 0 and takeover_prob > 0 and rng.uniform() < takeover_prob:
                 takeover, left = int(rng.integers(low_k, high_k + 1)), 0
             by_backup = takeover > 0
@@ -443,14 +476,19 @@ def in_violation(costs: np.ndarray, episode: np.ndarray) -> np.ndarray:
     return start
 
 
-def _make_backup(config: ShieldEvalConfig, env: gym.Env, kwargs: tuple[tuple[str, Any], ...] | None = None) -> Any:
+def _make_backup(
+    config: ShieldEvalConfig, env: gym.Env, kwargs: tuple[tuple[str, Any], ...] | None = None, guided: bool = True
+) -> Any:
+    """The backup ``config`` names (``kwargs``: the navigation options instead of ``config.backup_kwargs``;
+    ``guided=False``: the plain navigation backup of ``"guided_navigation"``, which acts without a critic)."""
     from shieldgym.backup import BrakeBackup, MinRiskBackup
-    from shieldgym.backup.recovery import LidarNavigationBackup
+    from shieldgym.backup.recovery import GuidedNavigationBackup, LidarNavigationBackup
 
-    if config.backup == "lidar_navigation":
+    if config.backup in ("lidar_navigation", "guided_navigation"):
         # SafetyPointGoal's flat observation: velocimeter 3:6, goal lidar 12:28, hazards lidar 28:44
         options = dict(config.backup_kwargs if kwargs is None else kwargs)
-        return LidarNavigationBackup(range(28, 44), range(12, 28), (3, 4), **options)
+        navigation = LidarNavigationBackup(range(28, 44), range(12, 28), (3, 4), **options)
+        return GuidedNavigationBackup(navigation) if config.backup == "guided_navigation" and guided else navigation
     if config.backup == "brake":
         return BrakeBackup.from_env(env)
     if config.backup == "closest_safe":
@@ -460,7 +498,9 @@ def _make_backup(config: ShieldEvalConfig, env: gym.Env, kwargs: tuple[tuple[str
 
 @dataclass
 class PreparedShield:
-    """What :func:`prepare_shield` produces: a fitted critic, its threshold, and how it was obtained.
+    """What :func:`prepare_shield` produces: a fitted critic, its threshold, and how it was obtained
+    (``n_transitions``: states visited by the data collection; ``n_unsafe``: unsafe labels; ``n_branches``:
+    branched actions, 0 without ``config.branches``).
 
     Use :meth:`wrap` to put the shield around a fresh env of the same task.
     """
@@ -473,6 +513,7 @@ class PreparedShield:
     n_transitions: int
     n_unsafe: int
     seconds: dict[str, float] = field(default_factory=dict)
+    n_branches: int = 0
 
     def backup(self, env: gym.Env) -> Any:
         """A new backup policy for ``env``, as the config describes."""
@@ -515,6 +556,8 @@ def prepare_shield(
         def make_env() -> gym.Env:
             return shieldgym.make(config.env_id)
 
+    if config.branches is not None:
+        return _prepare_branched(config, policy, make_env(), progress)
     seconds: dict[str, float] = {}
     env = make_env()
     backup = None
@@ -524,7 +567,7 @@ def prepare_shield(
                 f"backup {config.backup!r} chooses its action with the critic, which is not fitted yet: takeovers and "
                 "next_action='backup' need a backup that acts without the critic (e.g. 'brake', 'lidar_navigation')."
             )
-        backup = _make_backup(config, env, config.critic_backup_kwargs)
+        backup = _make_backup(config, env, config.critic_backup_kwargs, guided=False)
         backup.bind(env.action_space, None)
     t0 = time.perf_counter()
     data = collect_transitions(
@@ -608,6 +651,80 @@ def prepare_shield(
     )
 
 
+def _prepare_branched(config: ShieldEvalConfig, policy: Policy, env: gym.Env, progress: bool) -> PreparedShield:
+    """:func:`prepare_shield` with ``config.branches``: branched data, a regression critic, a fixed or calibrated threshold."""
+    from shieldgym.branching import collect_branches, fit_branch_critic
+    from shieldgym.critics.calibration import calibrate_threshold
+
+    assert config.branches is not None
+    if config.backup in ("closest_safe", "min_risk"):
+        raise ValueError(
+            f"backup {config.backup!r} chooses its action with the critic, which is not fitted yet: branches need a "
+            "backup that acts without the critic (e.g. 'brake', 'lidar_navigation')."
+        )
+    features = None
+    if config.critic_features != "obs":
+        if config.critic_features not in CRITIC_FEATURES:
+            raise ValueError(f"unknown critic_features {config.critic_features!r}; known: 'obs', {sorted(CRITIC_FEATURES)}.")
+        features = CRITIC_FEATURES[config.critic_features]
+    backup = _make_backup(config, env, config.critic_backup_kwargs, guided=False)
+    backup.bind(env.action_space, None)
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    data = collect_branches(
+        env,
+        policy,
+        backup,
+        config.collect_episodes,
+        config.branches,
+        seed=config.seed,
+        random_prob=config.random_prob,
+        noise_std=config.noise_std,
+        hold_steps=config.hold_steps,
+        progress=progress,
+    )
+    seconds["collect"] = time.perf_counter() - t0
+    n_fit_eps = max(1, round(config.collect_episodes * (1.0 - config.calib_fraction)))
+    fit_mask = data["episode"] < n_fit_eps
+    t0 = time.perf_counter()
+    critic = fit_branch_critic(
+        {k: data[k][fit_mask] for k in ("obs", "actions", "labels")},
+        action_space=env.action_space,
+        features=features,
+        feature_index=config.feature_index,
+        fit_steps=config.fit_steps,
+        batch_size=config.batch_size,
+        n_critics=config.n_critics,
+        net_arch=config.net_arch,
+        seed=config.seed,
+        progress=progress,
+    )
+    seconds["fit"] = time.perf_counter() - t0
+    unsafe = data["labels"] > 0
+    calibration, threshold = None, config.threshold
+    if threshold is None:
+        held = ~fit_mask
+        record = calibrate_threshold(
+            critic,
+            {"obs": data["obs"][held], "actions": data["actions"][held], "unsafe": unsafe[held]},
+            config.target_rate,
+            seed=config.seed,
+        )
+        calibration, threshold = record.as_dict(), record.threshold
+    env.close()
+    return PreparedShield(
+        config=config,
+        policy=policy,
+        critic=critic,
+        threshold=float(threshold),
+        calibration=calibration,
+        n_transitions=int(data["n_states"]),
+        n_unsafe=int(unsafe.sum()),
+        seconds=seconds,
+        n_branches=len(unsafe),
+    )
+
+
 def run_shield_eval(
     config: ShieldEvalConfig,
     policy: Policy | None = None,
@@ -649,7 +766,7 @@ def run_shield_eval(
         if variant == "shielded":
             env = prepared.wrap(env)
         elif variant == "backup only":
-            backup = _make_backup(config, env)
+            backup = _make_backup(config, env, guided=False)
             backup.bind(env.action_space, critic, threshold)
             act = backup
         t0 = time.perf_counter()
@@ -667,4 +784,5 @@ def run_shield_eval(
         n_unsafe=prepared.n_unsafe,
         seconds=seconds,
         episodes=episodes,
+        n_branches=prepared.n_branches,
     )

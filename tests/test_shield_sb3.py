@@ -10,8 +10,7 @@ from stable_baselines3 import SAC, TD3
 from stable_baselines3.common.callbacks import BaseCallback
 from test_shield_scripted import PointEnv, next_position_risk
 
-from shieldgym import ShieldWrapper
-from shieldgym import CQLLag
+from shieldgym import CQLLag, ShieldWrapper
 from shieldgym.wrappers.shield_sb3 import (
     ShieldCostDictReplayBuffer,
     ShieldCostReplayBuffer,

@@ -6,19 +6,22 @@
 - :class:`SB3Backup`: an SB3 model's deterministic action;
 - :class:`CallableBackup`: any function ``fn(obs) -> action``;
 - :class:`LidarRetreatBackup`, :class:`LidarNavigationBackup`: task-specific lidar-driven recovery for
-  Safety-Gymnasium's point robot (back away from / steer around hazards, head for the goal).
+  Safety-Gymnasium's point robot (back away from / steer around hazards, head for the goal);
+  :class:`GuidedNavigationBackup` bends a vetoed proposal only as far as the critic requires, falling back
+  on the navigation backup.
 """
 
 from shieldgym.backup.base import BackupPolicy, CallableBackup, action_error, as_backup, check_action_space
 from shieldgym.backup.brake import BrakeBackup
 from shieldgym.backup.min_risk import MinRiskBackup
-from shieldgym.backup.recovery import LidarNavigationBackup, LidarRetreatBackup
+from shieldgym.backup.recovery import GuidedNavigationBackup, LidarNavigationBackup, LidarRetreatBackup
 from shieldgym.backup.sb3 import SB3Backup
 
 __all__ = [
     "BackupPolicy",
     "BrakeBackup",
     "CallableBackup",
+    "GuidedNavigationBackup",
     "LidarNavigationBackup",
     "LidarRetreatBackup",
     "MinRiskBackup",

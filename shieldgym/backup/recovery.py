@@ -30,7 +30,7 @@ import numpy as np
 from shieldgym.backup.base import BackupPolicy
 from shieldgym.critics.protocol import Critic
 
-__all__ = ["LidarNavigationBackup", "LidarRetreatBackup"]
+__all__ = ["GuidedNavigationBackup", "LidarNavigationBackup", "LidarRetreatBackup"]
 
 
 def _wrap(angle: float) -> float:
@@ -343,3 +343,83 @@ class LidarNavigationBackup(BackupPolicy):
 
     def __repr__(self) -> str:
         return f"LidarNavigationBackup(influence={self.influence}, repulsion={self.repulsion}, margin={self.margin})"
+
+
+class GuidedNavigationBackup(BackupPolicy):
+    """Among actions between the vetoed proposal and a navigation backup's action, take the one closest to the
+    proposal that the critic passes; the navigation action when none does.
+
+    With a critic that ranks actions (e.g. fitted on branched rollouts, :mod:`shieldgym.branching`), a veto then
+    bends the proposal only as far as needed instead of handing the robot over to the navigation backup. The
+    candidates are the blends ``p + f (b - p)`` for each ``f`` in ``blends`` (``p`` the proposal, ``b`` the
+    navigation action), the proposal with its force scaled by each ``s`` in ``throttle`` (same rotation),
+    and the proposal with its rotation replaced by each of ``steer`` (same force), checked in one critic call
+    against the shield's threshold.
+
+    Args:
+        navigation: the backup giving ``b`` (bound with the same action space).
+        blends: blend factors in ``(0, 1)``.
+        throttle: force scales in ``[0, 1)`` of the proposal's force.
+        steer: rotations that replace the proposal's (same force): turning away at speed.
+        forward_axis, turn_axis: entries of the action holding the force and the rotation.
+
+    Example:
+        >>> nav = LidarNavigationBackup(range(0, 4), range(4, 8), (8, 9))
+        >>> risk = lambda obs, actions: np.abs(actions[:, 0])  # any force is risky
+        >>> backup = GuidedNavigationBackup(nav, blends=(0.5,), throttle=(0.0,))
+        >>> backup.bind(gym.spaces.Box(-1.0, 1.0, (2,)), risk, threshold=0.3)
+        >>> [round(float(x), 3) for x in backup(np.zeros(10), proposed=np.array([1.0, 0.4]))]
+        [0.0, 0.4]
+    """
+
+    def __init__(
+        self,
+        navigation: BackupPolicy,
+        *,
+        blends: Sequence[float] = (0.25, 0.5, 0.75),
+        throttle: Sequence[float] = (0.5, 0.0),
+        steer: Sequence[float] = (),
+        forward_axis: int = 0,
+        turn_axis: int = 1,
+    ) -> None:
+        if any(not 0.0 < f < 1.0 for f in blends):
+            raise ValueError(f"blends must lie in (0, 1), got {list(blends)}.")
+        if any(not 0.0 <= s < 1.0 for s in throttle):
+            raise ValueError(f"throttle factors must lie in [0, 1), got {list(throttle)}.")
+        self.navigation = navigation
+        self.blends = np.asarray(sorted(blends), dtype=np.float64)
+        self.throttle = np.asarray(sorted(throttle, reverse=True), dtype=np.float64)
+        self.steer = np.asarray(steer, dtype=np.float64)
+        self.forward_axis, self.turn_axis = forward_axis, turn_axis
+        self.critic: Critic | None = None
+        self.threshold: float | None = None
+
+    def bind(self, action_space: gym.Space, critic: Critic | None, threshold: float | None = None) -> None:
+        if critic is None or threshold is None:
+            raise ValueError("GuidedNavigationBackup needs the shield's critic and threshold: use it inside a ShieldWrapper.")
+        self.navigation.bind(action_space, None, threshold)
+        self.critic, self.threshold = critic, float(threshold)
+        super().bind(action_space, critic, threshold)
+
+    def __call__(self, obs: Any, proposed: Any = None) -> np.ndarray:
+        space = self.action_space
+        if not isinstance(space, gym.spaces.Box) or self.critic is None or self.threshold is None:
+            raise RuntimeError("GuidedNavigationBackup is not bound: call bind(action_space, critic, threshold) first.")
+        fallback = np.asarray(self.navigation(obs), dtype=np.float64)
+        if proposed is None or not np.isfinite(proposed).all():
+            return fallback.astype(space.dtype)
+        p = np.clip(np.asarray(proposed, dtype=np.float64), space.low, space.high)
+        shrunk = np.repeat(p[None], self.throttle.size, axis=0)
+        shrunk[:, self.forward_axis] *= self.throttle
+        steered = np.repeat(p[None], self.steer.size, axis=0)
+        steered[:, self.turn_axis] = self.steer
+        cand = np.concatenate([shrunk, steered, p + self.blends[:, None] * (fallback - p)])
+        risk = np.asarray(self.critic(np.repeat(np.asarray(obs)[None], len(cand), axis=0), cand.astype(space.dtype)))
+        safe = np.flatnonzero(np.isfinite(risk) & (risk <= self.threshold))
+        if safe.size == 0:
+            return fallback.astype(space.dtype)
+        best = safe[np.argmin(np.linalg.norm(cand[safe] - p, axis=1))]
+        return np.clip(cand[best], space.low, space.high).astype(space.dtype)
+
+    def __repr__(self) -> str:
+        return f"GuidedNavigationBackup({self.navigation!r}, blends={self.blends.tolist()}, throttle={self.throttle.tolist()})"
