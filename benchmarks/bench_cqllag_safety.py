@@ -90,6 +90,7 @@ def build(algo: str, env: gym.Env, seed: int, args: argparse.Namespace) -> Any:
         normalise_actor_loss=args.normalise_actor_loss,
         cost_reduce=args.cost_reduce,
         lambda_max=args.lambda_max,
+        pid_lagrangian=None if args.pid is None else dict(zip(("kp", "ki", "kd"), args.pid)),
         **common,
     )
 
@@ -320,6 +321,14 @@ def main() -> None:
     parser.add_argument("--lambda-init", type=float, default=1.0)
     parser.add_argument("--lambda-max", type=float, default=None, help="online: upper clip of lambda (default: none)")
     parser.add_argument(
+        "--pid",
+        nargs=3,
+        type=float,
+        metavar=("KP", "KI", "KD"),
+        default=None,
+        help="online: PID Lagrangian instead of dual ascent (with --lambda-source episode_cost, on the normalised error)",
+    )
+    parser.add_argument(
         "--algos",
         nargs="+",
         choices=("sac", "cqllag"),
@@ -431,7 +440,8 @@ def write_report(
         f"Settings: {args.steps} env steps per online run, nets {args.hidden}x{args.hidden}, batch {args.batch_size}, "
         f"{args.n_actions} CQL actions per proposal, online alpha_cql={args.alpha_cql}, beta_cql={args.beta_cql}, "
         f"lambda_lr={args.lambda_lr}, lambda_init={args.lambda_init}, lambda_source={args.lambda_source}, "
-        f"cost_reduce={args.cost_reduce}, lambda_max={args.lambda_max}, normalise_actor_loss={args.normalise_actor_loss}, "
+        f"cost_reduce={args.cost_reduce}, lambda_max={args.lambda_max}, PID (kp, ki, kd)={args.pid}, "
+        f"normalise_actor_loss={args.normalise_actor_loss}, "
         f"cost limit d={COST_LIMIT} per episode, "
         f"{args.eval_episodes} deterministic evaluation episodes.",
         "",
