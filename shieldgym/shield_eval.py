@@ -526,6 +526,52 @@ class PreparedShield:
         return ShieldWrapper(env, self.critic, self.backup(env), self.threshold)
 
 
+def _data_backup(config: ShieldEvalConfig, env: gym.Env, needed_by: str) -> Any:
+    """The bound backup that acts in the collected data (``config.critic_backup_kwargs``); it must not need the critic.
+
+    Raises:
+        ValueError: the configured backup chooses its action with the critic, which is not fitted yet.
+    """
+    if config.backup in ("closest_safe", "min_risk"):
+        raise ValueError(
+            f"backup {config.backup!r} chooses its action with the critic, which is not fitted yet: {needed_by} need a "
+            "backup that acts without the critic (e.g. 'brake', 'lidar_navigation')."
+        )
+    backup = _make_backup(config, env, config.critic_backup_kwargs, guided=False)
+    backup.bind(env.action_space, None)
+    return backup
+
+
+def _critic_features(config: ShieldEvalConfig) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The features ``config.critic_features`` names (``None`` for the raw observation).
+
+    Raises:
+        ValueError: unknown name.
+    """
+    if config.critic_features == "obs":
+        return None
+    if config.critic_features not in CRITIC_FEATURES:
+        raise ValueError(f"unknown critic_features {config.critic_features!r}; known: 'obs', {sorted(CRITIC_FEATURES)}.")
+    return CRITIC_FEATURES[config.critic_features]
+
+
+def _threshold(
+    config: ShieldEvalConfig, critic: Any, data: dict[str, np.ndarray], unsafe: np.ndarray, held: np.ndarray
+) -> tuple[dict[str, Any] | None, float]:
+    """``(calibration record or None, threshold)``: ``config.threshold`` when fixed, else calibrated on the ``held`` rows."""
+    from shieldgym.critics.calibration import calibrate_threshold
+
+    if config.threshold is not None:
+        return None, float(config.threshold)
+    record = calibrate_threshold(
+        critic,
+        {"obs": data["obs"][held], "actions": data["actions"][held], "unsafe": unsafe[held]},
+        config.target_rate,
+        seed=config.seed,
+    )
+    return record.as_dict(), float(record.threshold)
+
+
 def prepare_shield(
     config: ShieldEvalConfig,
     policy: Policy | None = None,
@@ -541,7 +587,6 @@ def prepare_shield(
         make_env: env factory; ``None`` uses ``shieldgym.make(config.env_id)``.
         progress: tqdm progress bars.
     """
-    from shieldgym.critics.calibration import calibrate_threshold
     from shieldgym.critics.fit import fit_cost_critic
 
     if policy is None:
@@ -562,13 +607,7 @@ def prepare_shield(
     env = make_env()
     backup = None
     if config.takeover_prob > 0 or config.next_action == "backup":
-        if config.backup in ("closest_safe", "min_risk"):
-            raise ValueError(
-                f"backup {config.backup!r} chooses its action with the critic, which is not fitted yet: takeovers and "
-                "next_action='backup' need a backup that acts without the critic (e.g. 'brake', 'lidar_navigation')."
-            )
-        backup = _make_backup(config, env, config.critic_backup_kwargs, guided=False)
-        backup.bind(env.action_space, None)
+        backup = _data_backup(config, env, "takeovers and next_action='backup'")
     t0 = time.perf_counter()
     data = collect_transitions(
         env,
@@ -591,7 +630,6 @@ def prepare_shield(
     # few steps whatever it is, and those examples would say nothing about which actions lead there.
     decisions = ~in_violation(data["costs"], data["episode"])
 
-    features = None
     fit_data = {
         k: v[fit_mask]
         for k, v in data.items()
@@ -601,10 +639,8 @@ def prepare_shield(
         # a' = the backup's action at s' (computed on the raw observation, before any critic features)
         assert backup is not None
         fit_data["next_actions"] = np.stack([np.asarray(backup(o), dtype=np.float32) for o in fit_data["next_obs"]])
-    if config.critic_features != "obs":
-        if config.critic_features not in CRITIC_FEATURES:
-            raise ValueError(f"unknown critic_features {config.critic_features!r}; known: 'obs', {sorted(CRITIC_FEATURES)}.")
-        features = CRITIC_FEATURES[config.critic_features]
+    features = _critic_features(config)
+    if features is not None:
         fit_data["obs"], fit_data["next_obs"] = features(fit_data["obs"]), features(fit_data["next_obs"])
 
     t0 = time.perf_counter()
@@ -625,18 +661,7 @@ def prepare_shield(
     seconds["fit"] = time.perf_counter() - t0
     critic: Any = fitted if features is None else FeatureCritic(fitted, features)
 
-    calibration = None
-    threshold = config.threshold
-    if threshold is None:
-        held = ~fit_mask & decisions
-        record = calibrate_threshold(
-            critic,
-            {"obs": data["obs"][held], "actions": data["actions"][held], "unsafe": unsafe[held]},
-            config.target_rate,
-            seed=config.seed,
-        )
-        calibration = record.as_dict()
-        threshold = record.threshold
+    calibration, threshold = _threshold(config, critic, data, unsafe, ~fit_mask & decisions)
 
     env.close()
     return PreparedShield(
@@ -654,21 +679,10 @@ def prepare_shield(
 def _prepare_branched(config: ShieldEvalConfig, policy: Policy, env: gym.Env, progress: bool) -> PreparedShield:
     """:func:`prepare_shield` with ``config.branches``: branched data, a regression critic, a fixed or calibrated threshold."""
     from shieldgym.branching import collect_branches, fit_branch_critic
-    from shieldgym.critics.calibration import calibrate_threshold
 
     assert config.branches is not None
-    if config.backup in ("closest_safe", "min_risk"):
-        raise ValueError(
-            f"backup {config.backup!r} chooses its action with the critic, which is not fitted yet: branches need a "
-            "backup that acts without the critic (e.g. 'brake', 'lidar_navigation')."
-        )
-    features = None
-    if config.critic_features != "obs":
-        if config.critic_features not in CRITIC_FEATURES:
-            raise ValueError(f"unknown critic_features {config.critic_features!r}; known: 'obs', {sorted(CRITIC_FEATURES)}.")
-        features = CRITIC_FEATURES[config.critic_features]
-    backup = _make_backup(config, env, config.critic_backup_kwargs, guided=False)
-    backup.bind(env.action_space, None)
+    features = _critic_features(config)
+    backup = _data_backup(config, env, "branches")
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     data = collect_branches(
@@ -701,16 +715,7 @@ def _prepare_branched(config: ShieldEvalConfig, policy: Policy, env: gym.Env, pr
     )
     seconds["fit"] = time.perf_counter() - t0
     unsafe = data["labels"] > 0
-    calibration, threshold = None, config.threshold
-    if threshold is None:
-        held = ~fit_mask
-        record = calibrate_threshold(
-            critic,
-            {"obs": data["obs"][held], "actions": data["actions"][held], "unsafe": unsafe[held]},
-            config.target_rate,
-            seed=config.seed,
-        )
-        calibration, threshold = record.as_dict(), record.threshold
+    calibration, threshold = _threshold(config, critic, data, unsafe, ~fit_mask)
     env.close()
     return PreparedShield(
         config=config,
