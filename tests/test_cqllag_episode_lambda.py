@@ -64,6 +64,23 @@ def make_model(env: Any, **kw: Any) -> CQLLag:
     return CQLLag("MlpPolicy", env, **defaults)
 
 
+def offline_data(rng: np.random.Generator, actions: np.ndarray, cost: float, terminals: np.ndarray) -> dict[str, np.ndarray]:
+    """DSRL-style arrays: uniform observations in [0, 1]^2, the given actions, reward 0, a constant cost; without
+    terminals, a timeout every ``EP_LEN`` steps."""
+    n = len(actions)
+    observations = rng.uniform(0.0, 1.0, (n, 2)).astype(np.float32)
+    next_observations = rng.uniform(0.0, 1.0, (n, 2)).astype(np.float32)
+    return dict(
+        observations=observations,
+        actions=np.asarray(actions, np.float32),
+        rewards=np.zeros(n, np.float32),
+        costs=np.full(n, cost, np.float32),
+        next_observations=next_observations,
+        terminals=terminals,
+        timeouts=np.zeros(n, bool) if terminals.any() else np.arange(n) % EP_LEN == EP_LEN - 1,
+    )
+
+
 def lambdas_per_episode(model: CQLLag, episodes: int) -> list[float]:
     """Learn one episode at a time (continuing the same run) and read lambda after each."""
     values = []
@@ -130,17 +147,9 @@ def test_default_dual_step_size_depends_on_the_source() -> None:
 
 
 def test_offline_training_still_reads_the_critic() -> None:
-    n = 64
     rng = np.random.default_rng(0)
-    data = dict(
-        observations=rng.uniform(0.0, 1.0, (n, 2)).astype(np.float32),
-        actions=rng.uniform(-1.0, 1.0, (n, 1)).astype(np.float32),
-        rewards=np.zeros(n, np.float32),
-        costs=np.ones(n, np.float32),
-        next_observations=rng.uniform(0.0, 1.0, (n, 2)).astype(np.float32),
-        terminals=np.zeros(n, bool),
-        timeouts=np.arange(n) % EP_LEN == EP_LEN - 1,
-    )
+    n = 64
+    data = offline_data(rng, rng.uniform(-1.0, 1.0, (n, 1)), cost=1.0, terminals=np.zeros(n, bool))
     # d_disc = 0: every critic estimate (> 0 with costs 1) violates the limit, so each offline step raises lambda
     model = make_model(ScriptedCostEnv([0.0]), cost_limit_discounted=0.0, lambda_lr=1e-3, lambda_init=0.1)
     model.learn_offline(data, gradient_steps=20, log_interval=20)
@@ -191,16 +200,7 @@ def test_cost_reduce_combines_the_twin_cost_critics() -> None:
 def test_behaviour_cloning_pulls_the_offline_policy_to_the_data_actions() -> None:
     # flat critics (reward 0 and cost 0 everywhere, no CQL): only the cloning term moves the actor
     n = 64
-    rng = np.random.default_rng(1)
-    data = dict(
-        observations=rng.uniform(0.0, 1.0, (n, 2)).astype(np.float32),
-        actions=np.full((n, 1), 0.5, np.float32),
-        rewards=np.zeros(n, np.float32),
-        costs=np.zeros(n, np.float32),
-        next_observations=rng.uniform(0.0, 1.0, (n, 2)).astype(np.float32),
-        terminals=np.ones(n, bool),
-        timeouts=np.zeros(n, bool),
-    )
+    data = offline_data(np.random.default_rng(1), np.full((n, 1), 0.5), cost=0.0, terminals=np.ones(n, bool))
     model = make_model(ScriptedCostEnv([0.0]), alpha_cql=0.0, beta_cql=0.0, ent_coef=0.0, bc_weight=10.0, learning_rate=1e-2)
     model.learn_offline(data, gradient_steps=300, log_interval=300)
     action, _ = model.predict(data["observations"][:8], deterministic=True)

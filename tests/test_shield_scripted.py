@@ -11,6 +11,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import pytest
 
 
 class PointEnv(gym.Env):
@@ -72,3 +73,21 @@ def test_known_critic_matches_cost_of_next_step() -> None:
     obs = np.array([[0.5], [0.5], [-0.75]], np.float32)
     act = np.array([[0.5], [0.75], [-0.5]], np.float32)
     assert next_position_risk(obs, act).tolist() == [1.0, 1.25, 1.25]
+
+
+def test_shield_for_env_validates_the_critic_at_construction() -> None:
+    from shieldgym.backup import BrakeBackup
+    from shieldgym.wrappers.shield import Shield
+
+    env = PointEnv()
+    brake = BrakeBackup.from_env(env)
+    shield = Shield.for_env(next_position_risk, brake, 1.0, env.action_space, env.observation_space)
+    action, info = shield.filter(np.array([0.5], np.float32), np.array([0.75], np.float32))
+    assert info["intervened"] is True and info["risk"] == 1.25 and action.tolist() == [0.0]
+
+    def wrong_shape(obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        return np.zeros((len(obs), 2))
+
+    with pytest.raises(ValueError, match="shape"):
+        Shield.for_env(wrong_shape, brake, 1.0, env.action_space, env.observation_space)
+    Shield.for_env(wrong_shape, brake, 1.0, env.action_space, env.observation_space, validate_critic=False)  # not called
