@@ -90,6 +90,8 @@ def build(algo: str, env: gym.Env, seed: int, args: argparse.Namespace) -> Any:
         normalise_actor_loss=args.normalise_actor_loss,
         cost_reduce=args.cost_reduce,
         lambda_max=args.lambda_max,
+        lambda_error_clip=args.lambda_error_clip,
+        lambda_delay_steps=args.lambda_delay,
         pid_lagrangian=None if args.pid is None else dict(zip(("kp", "ki", "kd"), args.pid)),
         **common,
     )
@@ -321,6 +323,10 @@ def main() -> None:
     parser.add_argument("--lambda-init", type=float, default=1.0)
     parser.add_argument("--lambda-max", type=float, default=None, help="online: upper clip of lambda (default: none)")
     parser.add_argument(
+        "--lambda-error-clip", type=float, default=None, help="online: clip the multiplier's normalised error to [-c, c]"
+    )
+    parser.add_argument("--lambda-delay", type=int, default=0, help="online: env steps before lambda's first dual step")
+    parser.add_argument(
         "--pid",
         nargs=3,
         type=float,
@@ -441,6 +447,7 @@ def write_report(
         f"{args.n_actions} CQL actions per proposal, online alpha_cql={args.alpha_cql}, beta_cql={args.beta_cql}, "
         f"lambda_lr={args.lambda_lr}, lambda_init={args.lambda_init}, lambda_source={args.lambda_source}, "
         f"cost_reduce={args.cost_reduce}, lambda_max={args.lambda_max}, PID (kp, ki, kd)={args.pid}, "
+        f"lambda_error_clip={args.lambda_error_clip}, lambda_delay={args.lambda_delay}, "
         f"normalise_actor_loss={args.normalise_actor_loss}, "
         f"cost limit d={COST_LIMIT} per episode, "
         f"{args.eval_episodes} deterministic evaluation episodes.",

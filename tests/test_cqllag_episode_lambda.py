@@ -119,6 +119,32 @@ def test_lambda_stays_at_its_initial_value_until_the_first_episode_ends() -> Non
     assert float(model.lagrange.value) == pytest.approx(0.3 + 12.0)
 
 
+def test_error_clip_makes_rises_and_falls_equally_fast() -> None:
+    # unclipped: cost 40 -> +0.5 * 36 / 4 = +4.5; clipped at 1: +0.5 per costly episode, -0.5 per safe one
+    model = make_model(ScriptedCostEnv([40.0, 40.0, 0.0, 6.0, 0.0, 0.0]), lambda_error_clip=1.0)
+    # 6: error (6 - 4) / 4 = 0.5, inside the clip -> +0.25
+    assert lambdas_per_episode(model, 6) == [0.5, 1.0, 0.5, 0.75, 0.25, 0.0]
+    pid = make_model(ScriptedCostEnv([40.0]), lambda_error_clip=2.0, pid_lagrangian=dict(kp=0.5, ki=0.25))
+    assert lambdas_per_episode(pid, 2) == [1.0 + 0.5, 1.0 + 1.0]  # delta clipped to 2: kp 2 * 0.5 + ki I
+
+
+def test_lambda_delay_holds_the_multiplier_for_the_first_env_steps() -> None:
+    # no dual step for the episodes that end within the first 2 * EP_LEN env steps, then +1 per costly episode
+    model = make_model(ScriptedCostEnv([12.0]), lambda_delay_steps=2 * EP_LEN, lambda_init=0.25)
+    assert lambdas_per_episode(model, 4) == [0.25, 0.25, 1.25, 2.25]
+    assert list(model.ep_cost_buffer) == [12.0] * 4  # the delayed episodes are still measured
+    # with lambda read from the critic, no step is taken during the delay either
+    critic = make_model(ScriptedCostEnv([12.0]), lambda_source="critic", lambda_delay_steps=3 * EP_LEN, lambda_init=0.25)
+    critic.learn(3 * EP_LEN)
+    assert critic._n_updates > 0 and float(critic.lagrange.value) == 0.25
+    critic.learn(EP_LEN, reset_num_timesteps=False)
+    assert float(critic.lagrange.value) != 0.25
+    with pytest.raises(ValueError, match="lambda_delay_steps must be >= 0"):
+        make_model(ScriptedCostEnv([0.0]), lambda_delay_steps=-1)
+    with pytest.raises(ValueError, match="lambda_error_clip must be a finite number > 0"):
+        make_model(ScriptedCostEnv([0.0]), lambda_error_clip=0.0)
+
+
 def test_every_env_of_a_vecenv_takes_one_step_per_finished_episode() -> None:
     # env 0 costs 12 (+1), env 1 costs 0 (-0.5); both finish together, in the VecEnv's order
     venv = DummyVecEnv([lambda: ScriptedCostEnv([12.0]), lambda: ScriptedCostEnv([0.0])])
@@ -178,11 +204,12 @@ def test_normalised_actor_loss_divides_the_lagrangian_by_one_plus_lambda() -> No
 
 
 def test_options_survive_save_and_load(tmp_path: Path) -> None:
-    model = make_model(ScriptedCostEnv([12.0]), normalise_actor_loss=True)
+    model = make_model(ScriptedCostEnv([12.0]), normalise_actor_loss=True, lambda_error_clip=5.0, lambda_delay_steps=1)
     model.learn(2 * EP_LEN)
     model.save(tmp_path / "m")
     loaded = CQLLag.load(tmp_path / "m", env=ScriptedCostEnv([12.0]), device="cpu")
     assert loaded.lambda_source == "episode_cost" and loaded.normalise_actor_loss and loaded.lambda_lr == 0.5
+    assert loaded.lambda_delay_steps == 1 and loaded.lagrange.error_clip == 5.0
     assert float(loaded.lagrange.value) == float(model.lagrange.value) == 2.0
     loaded.learn(EP_LEN, reset_num_timesteps=False)
     assert float(loaded.lagrange.value) == 3.0

@@ -23,6 +23,13 @@ def test_dual_ascent_at_the_limit_is_stationary_and_max_value_clips() -> None:
     assert run(lag, [2.0, 2.0, 10.0, 10.0]) == [0.5, 0.5, 1.0, 1.0]
 
 
+def test_error_clip_bounds_each_step_both_ways() -> None:
+    lag = LagrangeMultiplier(limit=1.0, lr=0.5, error_clip=2.0)
+    # errors 9 -> 2, 0.5 -> 0.5, -1 -> -1, -5 (cost -4) -> -2: steps +1, +0.25, -0.5, -1
+    assert run(lag, [10.0, 1.5, 0.0, -4.0]) == [1.0, 1.25, 0.75, 0.0]
+    assert "error_clip=2.0" in repr(lag)
+
+
 def test_tensor_updates_match_float_updates() -> None:
     a, b = LagrangeMultiplier(limit=1.0, lr=0.1), LagrangeMultiplier(limit=1.0, lr=0.1)
     costs = [4.0, 0.2, 3.5, 0.0]
@@ -69,6 +76,8 @@ def test_discounted_cost_limit_formula() -> None:
         (dict(limit=1.0, lr=0.0), "lambda_lr"),
         (dict(limit=1.0, lr=0.1, init=-1.0), "lambda_init"),
         (dict(limit=1.0, lr=0.1, init=2.0, max_value=1.0), "lambda_max"),
+        (dict(limit=1.0, lr=0.1, error_clip=-1.0), "lambda_error_clip"),
+        (dict(limit=1.0, lr=0.1, error_clip=float("inf")), "lambda_error_clip"),
     ],
 )
 def test_bad_arguments_are_named(kwargs: dict, match: str) -> None:

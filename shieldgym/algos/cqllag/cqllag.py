@@ -131,6 +131,13 @@ class CQLLag(OffPolicyAlgorithm):
             :meth:`learn_offline` has no episodes and always reads the critic.
         lambda_lr: dual step size: per gradient step with ``"critic"`` (default 1e-3), per finished
             episode on the normalised error with ``"episode_cost"`` (default 0.05).
+        lambda_error_clip: optional bound ``c`` on the multiplier's normalised error, clipped to ``[-c, c]``.
+            With ``"episode_cost"`` the error ``(C - d) / d`` is at least -1 but unbounded above, so one
+            episode at ``C = 10 d`` raises ``lambda`` as much as nine safe episodes lower it; ``c = 1`` makes
+            rises and falls equally fast. Default: no clip.
+        lambda_delay_steps: online, the multiplier takes no step during the first this many env steps
+            (``lambda`` stays at ``lambda_init``), so the policy first learns the task and the costly
+            exploration of the first steps does not drive ``lambda`` up. Default 0.
         normalise_actor_loss: divide the actor's ``-Q_r + lambda Q_c`` by ``1 + lambda`` (the entropy
             term is not divided), so the actor weighs reward and cost by ``1 / (1 + lambda)`` and
             ``lambda / (1 + lambda)``: bounded weights whatever the reward's scale.
@@ -194,6 +201,8 @@ class CQLLag(OffPolicyAlgorithm):
         lambda_max: float | None = None,
         pid_lagrangian: dict[str, float] | None = None,
         lambda_source: Literal["critic", "episode_cost"] = "critic",
+        lambda_error_clip: float | None = None,
+        lambda_delay_steps: int = 0,
         normalise_actor_loss: bool = False,
         cost_reduce: Literal["max", "mean"] = "max",
         bc_weight: float = 0.0,
@@ -260,6 +269,10 @@ class CQLLag(OffPolicyAlgorithm):
         self.lambda_lr = _LAMBDA_LR_DEFAULTS[lambda_source] if lambda_lr is None else float(lambda_lr)
         self.lambda_init, self.lambda_max = lambda_init, lambda_max
         self.pid_lagrangian = pid_lagrangian
+        self.lambda_error_clip = lambda_error_clip
+        if int(lambda_delay_steps) < 0:
+            raise ValueError(f"lambda_delay_steps must be >= 0, got {lambda_delay_steps!r}.")
+        self.lambda_delay_steps = int(lambda_delay_steps)
         self.normalise_actor_loss = bool(normalise_actor_loss)
         if cost_reduce not in ("max", "mean"):
             raise ValueError(f"cost_reduce must be 'max' or 'mean', got {cost_reduce!r}.")
@@ -339,11 +352,19 @@ class CQLLag(OffPolicyAlgorithm):
             self.cost_limit_discounted = discounted_cost_limit(self.cost_limit, self.gamma, self.episode_length)
         if self.pid_lagrangian is not None:
             self.lagrange = PIDLagrangeMultiplier(
-                self.cost_limit_discounted, init=self.lambda_init, max_value=self.lambda_max, **self.pid_lagrangian
+                self.cost_limit_discounted,
+                init=self.lambda_init,
+                max_value=self.lambda_max,
+                error_clip=self.lambda_error_clip,
+                **self.pid_lagrangian,
             )
         else:
             self.lagrange = LagrangeMultiplier(
-                self.cost_limit_discounted, lr=self.lambda_lr, init=self.lambda_init, max_value=self.lambda_max
+                self.cost_limit_discounted,
+                lr=self.lambda_lr,
+                init=self.lambda_init,
+                max_value=self.lambda_max,
+                error_clip=self.lambda_error_clip,
             )
         self.lagrange.to(self.device)
 
@@ -500,7 +521,10 @@ class CQLLag(OffPolicyAlgorithm):
         # --- dual ascent on lambda with the critic's estimate of the policy's discounted cost (with
         # lambda_source="episode_cost" online, the step is taken per finished episode in _update_info_buffer)
         cost_estimate = q_c_pi.detach().mean() if self._initial_obs is None else self._initial_cost_estimate(bsz)
-        if not self._lambda_frozen and (self.lambda_source == "critic" or self._offline_training):
+        if self._offline_training:
+            if not self._lambda_frozen:
+                self.lagrange.update(cost_estimate)
+        elif self.lambda_source == "critic" and not self._lambda_delayed():
             self.lagrange.update(cost_estimate)
 
         if update_target:
@@ -579,9 +603,13 @@ class CQLLag(OffPolicyAlgorithm):
         for i in np.flatnonzero(dones):
             assert self.ep_cost_buffer is not None
             self.ep_cost_buffer.append(float(self._ep_cost[i]))
-            if self.lambda_source == "episode_cost":
+            if self.lambda_source == "episode_cost" and not self._lambda_delayed():
                 self._episode_cost_dual_step(float(self._ep_cost[i]))
             self._ep_cost[i] = 0.0
+
+    def _lambda_delayed(self) -> bool:
+        """Online: ``lambda`` holds at ``lambda_init`` up to env step ``lambda_delay_steps`` (episodes ending there too)."""
+        return self.num_timesteps <= self.lambda_delay_steps
 
     def _episode_cost_dual_step(self, episode_cost: float) -> None:
         """``lambda <- max(0, lambda + lr * (C - d) / max(d, 1))`` for one finished episode's measured cost ``C``."""

@@ -67,13 +67,24 @@ class LagrangeMultiplier(nn.Module):
         lr: dual step size (> 0).
         init: initial ``lambda`` (>= 0).
         max_value: optional upper clip of ``lambda`` (keeps the actor loss bounded).
+        error_clip: optional bound ``c`` on the (scaled) error, ``clip((J_c - d) / scale, -c, c)``. With a
+            measured episode cost ``C >= 0`` and ``scale = d`` the error is at least -1, but unbounded above:
+            one very costly episode moves ``lambda`` up as much as many safe ones move it down. ``c = 1``
+            makes the step symmetric.
 
     ``update`` takes a float or a 0-dim tensor and performs no host synchronisation for tensors.
     """
 
     value: torch.Tensor
 
-    def __init__(self, limit: float, lr: float = 1e-3, init: float = 0.0, max_value: float | None = None) -> None:
+    def __init__(
+        self,
+        limit: float,
+        lr: float = 1e-3,
+        init: float = 0.0,
+        max_value: float | None = None,
+        error_clip: float | None = None,
+    ) -> None:
         super().__init__()
         if not (math.isfinite(lr) and lr > 0):
             raise ValueError(f"lambda_lr must be a finite number > 0, got {lr!r}.")
@@ -81,7 +92,10 @@ class LagrangeMultiplier(nn.Module):
             raise ValueError(f"lambda_init must be a finite number >= 0, got {init!r}.")
         if max_value is not None and not max_value >= init:
             raise ValueError(f"lambda_max must be >= lambda_init ({init}), got {max_value!r}.")
+        if error_clip is not None and not (math.isfinite(error_clip) and error_clip > 0):
+            raise ValueError(f"lambda_error_clip must be a finite number > 0, got {error_clip!r}.")
         self.limit, self.lr, self.max_value = float(limit), float(lr), max_value
+        self.error_clip = None if error_clip is None else float(error_clip)
         self.register_buffer("value", torch.tensor(float(init), dtype=torch.float64))
 
     def _clip(self, x: torch.Tensor) -> torch.Tensor:
@@ -91,7 +105,8 @@ class LagrangeMultiplier(nn.Module):
         if not (math.isfinite(scale) and scale > 0):
             raise ValueError(f"scale must be a finite number > 0, got {scale!r}.")
         cost = torch.as_tensor(cost_estimate, dtype=self.value.dtype, device=self.value.device)
-        return (cost - (self.limit if limit is None else float(limit))) / scale
+        error = (cost - (self.limit if limit is None else float(limit))) / scale
+        return error if self.error_clip is None else error.clamp(-self.error_clip, self.error_clip)
 
     @torch.no_grad()
     def update(self, cost_estimate: float | torch.Tensor, *, limit: float | None = None, scale: float = 1.0) -> torch.Tensor:
@@ -109,13 +124,14 @@ class LagrangeMultiplier(nn.Module):
         return self.value
 
     def extra_repr(self) -> str:
-        return f"limit={self.limit}, lr={self.lr}, max_value={self.max_value}"
+        return f"limit={self.limit}, lr={self.lr}, max_value={self.max_value}, error_clip={self.error_clip}"
 
 
 class PIDLagrangeMultiplier(LagrangeMultiplier):
     """PID Lagrangian (Stooke et al., 2020, Algorithm 2).
 
-    With ``delta_k = (J_c - d) / scale`` (``scale`` of :meth:`update`, 1 by default)::
+    With ``delta_k = (J_c - d) / scale`` (``scale`` of :meth:`update`, 1 by default; clipped to
+    ``[-error_clip, error_clip]`` when given)::
 
         I_k      = max(0, I_{k-1} + delta_k)                 # integral (the plain dual variable / ki)
         D_k      = max(0, Jbar_k - Jbar_{k-1})               # cost increase, smoothed by an EMA Jbar
@@ -131,6 +147,7 @@ class PIDLagrangeMultiplier(LagrangeMultiplier):
         ema_decay: smoothing of ``J_c`` for the derivative term (0 = no smoothing).
         init: initial ``lambda`` (sets the integral to ``init / ki``).
         max_value: optional upper clip.
+        error_clip: optional bound on ``delta_k``, as in :class:`LagrangeMultiplier`.
     """
 
     integral: torch.Tensor
@@ -147,8 +164,9 @@ class PIDLagrangeMultiplier(LagrangeMultiplier):
         ema_decay: float = 0.0,
         init: float = 0.0,
         max_value: float | None = None,
+        error_clip: float | None = None,
     ) -> None:
-        super().__init__(limit, lr=ki, init=init, max_value=max_value)
+        super().__init__(limit, lr=ki, init=init, max_value=max_value, error_clip=error_clip)
         for name, gain in (("kp", kp), ("kd", kd)):
             if not (math.isfinite(gain) and gain >= 0):
                 raise ValueError(f"PID gain {name} must be a finite number >= 0, got {gain!r}.")
@@ -176,4 +194,7 @@ class PIDLagrangeMultiplier(LagrangeMultiplier):
         return self.value
 
     def extra_repr(self) -> str:
-        return f"limit={self.limit}, kp={self.kp}, ki={self.ki}, kd={self.kd}, ema_decay={self.ema_decay}"
+        return (
+            f"limit={self.limit}, kp={self.kp}, ki={self.ki}, kd={self.kd}, ema_decay={self.ema_decay}, "
+            f"error_clip={self.error_clip}"
+        )
