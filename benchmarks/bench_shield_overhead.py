@@ -3,8 +3,10 @@
 Variants, interleaved round by round on the same reset seeds and the same action sequence:
 
 - ``raw``: the bare env;
-- ``shield-numba``: ``ShieldWrapper`` with the critic's fast forward, numba backend (what ``as_critic``
-  picks for a fitted :class:`~shieldgym.critics.fit.CostCritic` when numba is installed);
+- ``shield-numba``: ``ShieldWrapper`` with the critic's fast forward, numba backend, whose single-row check
+  reads 16-bit weights and is exact near the threshold (what ``as_critic`` picks for a fitted
+  :class:`~shieldgym.critics.fit.CostCritic` when numba is installed);
+- ``shield-numba-f32``: the same with float32 weights (``numpy_critic("numba", "float32")``);
 - ``shield-numpy``: the same with the NumPy backend (one ``matmul`` per layer; the fallback without numba);
 - ``shield-torch``: ``ShieldWrapper`` with the same critic run as a torch module (``TorchCritic``,
   inference mode, ``torch.from_numpy``);
@@ -17,14 +19,18 @@ The threshold is set so that no action is vetoed: the figures are the cost of ch
 (process) time are both reported; the machine is shared, so the load average is recorded and the
 overhead is the median over rounds of the per-round ratio.
 
+Each variant runs in a worker process of its own by default (``--mode isolated``), as a user's program
+holds one env; ``--mode in-process`` keeps them all in this process, as earlier versions of this script did.
+
 Usage::
 
-    python benchmarks/bench_shield_overhead.py [--rounds 7] [--steps 300] [--vec-steps 100]
+    python benchmarks/bench_shield_overhead.py [--rounds 7] [--steps 300] [--vec-steps 100] [--mode isolated]
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import os
 import platform
 import statistics
@@ -32,7 +38,9 @@ import sys
 import time
 from collections.abc import Callable
 from importlib.metadata import version
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -122,63 +130,180 @@ def critic_call_us(fn: Callable, obs: np.ndarray, act: np.ndarray, n: int = 2000
     return (time.perf_counter() - t0) / n * 1e6
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=300, help="steps per single-env block")
-    parser.add_argument("--vec-steps", type=int, default=100, help="vector steps per 8-env block")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    load_before = os.getloadavg()
+N_VEC = 8
+SINGLE = ("raw", "shield-numba", "shield-numba-f32", "shield-numpy", "shield-torch", "shield-const")
+VECTOR = ("vec8-raw", "vec8-shield")
+NEVER = 1e9  # no veto: measure the check itself
 
+
+def build_critic() -> CostCritic:
+    """The benchmark's 2x256 critic: random weights from seed 0, identical in every process."""
     probe = shieldgym.make(ENV_ID)
     obs_dim, space = probe.observation_space.shape[0], probe.action_space
     probe.close()
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        module = CostCritic(obs_dim, space.low, space.high, n_critics=1, net_arch=(256, 256)).eval()
-    numba_critic, numpy_critic = module.numpy_critic("numba"), module.numpy_critic("numpy")
-    torch_critic = TorchCritic(module)
-    never = 1e9  # no veto: measure the check itself
+        return CostCritic(obs_dim, space.low, space.high, n_critics=1, net_arch=(256, 256)).eval()
 
-    variants: dict[str, gym.Env | gym.vector.VectorEnv] = {
-        "raw": shieldgym.make(ENV_ID),
-        "shield-numba": shieldgym.ShieldWrapper(shieldgym.make(ENV_ID), numba_critic, threshold=never),
-        "shield-numpy": shieldgym.ShieldWrapper(shieldgym.make(ENV_ID), numpy_critic, threshold=never),
-        "shield-torch": shieldgym.ShieldWrapper(shieldgym.make(ENV_ID), torch_critic, threshold=never),
-        "shield-const": shieldgym.ShieldWrapper(shieldgym.make(ENV_ID), ConstantCritic(), threshold=never),
+
+def build_variant(name: str, module: CostCritic) -> gym.Env | gym.vector.VectorEnv:
+    """One variant of the table (see the module docstring)."""
+    if name == "raw":
+        return shieldgym.make(ENV_ID)
+    if name == "vec8-raw":
+        return gym.vector.SyncVectorEnv([lambda: shieldgym.make(ENV_ID) for _ in range(N_VEC)])
+    if name == "vec8-shield":
+        vec = gym.vector.SyncVectorEnv([lambda: shieldgym.make(ENV_ID) for _ in range(N_VEC)])
+        return shieldgym.VectorShieldWrapper(vec, module.numpy_critic("numba"), threshold=NEVER)
+    critics: dict[str, Callable[[], Any]] = {
+        "shield-numba": lambda: module.numpy_critic("numba"),
+        "shield-numba-f32": lambda: module.numpy_critic("numba", "float32"),
+        "shield-numpy": lambda: module.numpy_critic("numpy"),
+        "shield-torch": lambda: TorchCritic(module),
+        "shield-const": ConstantCritic,
     }
-    n_vec = 8
-    vec_variants = {
-        "vec8-raw": gym.vector.SyncVectorEnv([lambda: shieldgym.make(ENV_ID) for _ in range(n_vec)]),
-        "vec8-shield": shieldgym.VectorShieldWrapper(
-            gym.vector.SyncVectorEnv([lambda: shieldgym.make(ENV_ID) for _ in range(n_vec)]), numba_critic, threshold=never
-        ),
-    }
+    return shieldgym.ShieldWrapper(shieldgym.make(ENV_ID), critics[name](), threshold=NEVER)
+
+
+def block_actions(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+    """The single-env and the 8-env action sequences (the same in every process)."""
     rng = np.random.default_rng(0)
     actions = rng.uniform(-1, 1, (args.steps, 2)).astype(np.float64)
-    vec_actions = rng.uniform(-1, 1, (args.vec_steps, n_vec, 2)).astype(np.float64)
+    return actions, rng.uniform(-1, 1, (args.vec_steps, N_VEC, 2)).astype(np.float64)
 
-    wall: dict[str, list[float]] = {k: [] for k in [*variants, *vec_variants]}
+
+def worker(name: str, args: argparse.Namespace, conn: Connection) -> None:
+    """One variant in a process of its own: times a block per reset seed received, until ``None``."""
+    torch.set_num_threads(1)
+    module = build_critic()
+    env = build_variant(name, module)
+    actions, vec_actions = block_actions(args)
+    acts = vec_actions if name in VECTOR else actions
+    if args.cpu is not None:  # pinned once built: the workers start in parallel
+        os.sched_setaffinity(0, {args.cpu})
+    conn.send(float(module.numpy_critic("numpy").params.astype(np.float64).sum()))  # same weights everywhere
+    while (seed := conn.recv()) is not None:
+        conn.send(timed_block(env, acts, seed))  # type: ignore[arg-type]
+    env.close()
+
+
+class Variants:
+    """The variants' blocks, each in its own process (``isolated``) or all in this one (``in-process``)."""
+
+    def __init__(self, mode: str, args: argparse.Namespace, module: CostCritic) -> None:
+        self.mode = mode
+        self.replicas = 1
+        names = [*SINGLE, *VECTOR]
+        if mode == "in-process":
+            self.envs = {name: build_variant(name, module) for name in names}
+            self.actions = block_actions(args)
+            return
+        ctx = mp.get_context("spawn")
+        # replicas: a process's memory layout shifts its timings by about a point, so round r runs on
+        # replica r % replicas of every variant, and the median over rounds mixes the layouts
+        self.replicas = max(1, args.replicas)
+        self.conns: dict[tuple[str, int], Connection] = {}
+        self.procs = []
+        for name in names:
+            for replica in range(self.replicas):
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(target=worker, args=(name, args, child), daemon=True)
+                proc.start()
+                self.conns[name, replica], self.procs = parent, [*self.procs, proc]
+        sums = {key: conn.recv() for key, conn in self.conns.items()}
+        if len(set(sums.values())) != 1:
+            raise RuntimeError(f"the worker processes built different critics: {sums}")
+
+    def block(self, name: str, seed: int) -> tuple[float, float]:
+        """(wall s, cpu s) per step of one block of ``name`` from ``reset(seed)`` (round ``seed``)."""
+        if self.mode == "in-process":
+            actions, vec_actions = self.actions
+            return timed_block(self.envs[name], vec_actions if name in VECTOR else actions, seed)  # type: ignore[arg-type]
+        conn = self.conns[name, seed % self.replicas]
+        conn.send(seed)
+        return conn.recv()
+
+    def close(self) -> None:
+        if self.mode == "in-process":
+            for env in self.envs.values():
+                env.close()
+            return
+        for conn in self.conns.values():
+            conn.send(None)
+        for proc in self.procs:
+            proc.join(timeout=30)
+
+
+MODE_TEXT = {
+    "isolated": (
+        "Mode `isolated`: each variant runs in a worker process of its own (started with `spawn`, the same critic "
+        "weights checked in every worker), as a user's program holds one env; CPU time is the worker's own. "
+        "All processes are pinned to one CPU (`--cpu`), so every variant runs on the same core and caches. Each "
+        "variant has `--replicas` worker processes and round r runs on replica r mod replicas: where a process's "
+        "memory happens to lie moves its timings by about a point, and the median over rounds mixes those layouts."
+    ),
+    "in-process": (
+        "Mode `in-process`: all variants (5 single envs, 16 vector sub-envs) live in this one process, so each "
+        "block also pays for what the other variants hold (the garbage collector's passes over every live object, "
+        "cache and TLB footprint); this moves the single-env overhead by about a point."
+    ),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=300, help="steps per single-env block")
+    parser.add_argument("--vec-steps", type=int, default=100, help="vector steps per 8-env block")
+    parser.add_argument(
+        "--mode",
+        choices=("isolated", "in-process"),
+        default="isolated",
+        help="each variant in its own worker process (as a user's program holds one env), or all in this one",
+    )
+    parser.add_argument(
+        "--cpu",
+        type=int,
+        default=(os.cpu_count() or 1) - 1,
+        help="pin every timing process to this CPU (same core, same caches for every variant); -1: no pinning",
+    )
+    parser.add_argument("--replicas", type=int, default=3, help="isolated mode: worker processes per variant")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if args.cpu is not None and args.cpu < 0:
+        args.cpu = None
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
+    torch.set_num_threads(1)
+    load_before = os.getloadavg()
+
+    module = build_critic()
+    obs_dim, space = module.obs_dim, shieldgym.make(ENV_ID).action_space
+    numba_critic, numpy_critic = module.numpy_critic("numba"), module.numpy_critic("numpy")
+    numba_f32 = module.numpy_critic("numba", "float32")
+    torch_critic = TorchCritic(module)
+    never = NEVER
+    actions, _ = block_actions(args)
+
+    runner = Variants(args.mode, args, module)
+    wall: dict[str, list[float]] = {k: [] for k in [*SINGLE, *VECTOR]}
     cpu: dict[str, list[float]] = {k: [] for k in wall}
-    for r in range(args.rounds + 1):  # round 0 warms up and is discarded
-        order = list(variants) if r % 2 == 0 else list(reversed(variants))
-        for name in order:
-            w, c = timed_block(variants[name], actions, seed=r)
-            if r:
-                wall[name].append(w)
-                cpu[name].append(c)
-        vorder = list(vec_variants) if r % 2 == 0 else list(reversed(vec_variants))
-        for name in vorder:
-            w, c = timed_block(vec_variants[name], vec_actions, seed=r)  # type: ignore[arg-type]
-            if r:
-                wall[name].append(w / n_vec)
-                cpu[name].append(c / n_vec)
+    warm = runner.replicas if args.mode == "isolated" else 1  # every process's first round is discarded
+    for r in range(args.rounds + warm):
+        for group, per in ((SINGLE, 1), (VECTOR, N_VEC)):
+            for name in group if r % 2 == 0 else reversed(group):
+                w, c = runner.block(name, seed=r)
+                if r >= warm:
+                    wall[name].append(w / per)
+                    cpu[name].append(c / per)
+    runner.close()
     load_after = os.getloadavg()
 
     # the critic call inside the loop, where the simulator step has evicted its weights from the caches
+    in_loop_names = ("shield-numba", "shield-numba-f32", "shield-numpy")
+    variants = {name: build_variant(name, module) for name in ("raw", *in_loop_names)}
     in_loop_us: dict[str, float] = {}
-    for name in ("shield-numba", "shield-numpy"):
+    for name in in_loop_names:
         shielded = variants[name]
         shielded.reset(seed=0)
         in_loop = []
@@ -203,11 +328,16 @@ def main() -> None:
     one_obs = np.zeros((1, obs_dim), np.float64)
     one_act = np.zeros((1, 2), np.float64)
     eight_obs, eight_act = np.zeros((8, obs_dim)), np.zeros((8, 2))
+    at_threshold = numba_f32.risk_one(one_obs[0], one_act[0])  # a threshold inside the 16-bit bound
     calls = {
         "numba, batch 1": critic_call_us(numba_critic, one_obs, one_act),
-        "numba, one row (`risk_one`: finiteness test + forward, the single-env shield's call)": critic_call_us(
-            numba_critic.risk_one, one_obs[0], one_act[0]
+        "numba, one row, 16-bit weights (`risk_one`: finiteness test + forward, the single-env shield's call)": (
+            critic_call_us(lambda o, a: numba_critic.risk_one(o, a, never), one_obs[0], one_act[0])
         ),
+        "numba, one row, 16-bit weights, threshold within the bound (16-bit pass, then float32)": critic_call_us(
+            lambda o, a: numba_critic.risk_one(o, a, at_threshold), one_obs[0], one_act[0]
+        ),
+        "numba, one row, float32 weights": critic_call_us(numba_f32.risk_one, one_obs[0], one_act[0]),
         "numpy, batch 1": critic_call_us(numpy_critic, one_obs, one_act),
         "torch, batch 1": critic_call_us(torch_critic, one_obs, one_act),
         "numba, batch 8": critic_call_us(numba_critic, eight_obs, eight_act),
@@ -219,6 +349,7 @@ def main() -> None:
     for name, base in (
         ("raw", "raw"),
         ("shield-numba", "raw"),
+        ("shield-numba-f32", "raw"),
         ("shield-numpy", "raw"),
         ("shield-torch", "raw"),
         ("shield-const", "raw"),
@@ -242,8 +373,7 @@ def main() -> None:
     table = "\n".join(lines)
     call_lines = ["| critic call | us/call |", "|---|---:|", *[f"| {k} | {v:.1f} |" for k, v in calls.items()]]
     for name, us in in_loop_us.items():
-        backend = name.split("-")[1]
-        call_lines.append(f"| {backend} `risk_one`, inside the env loop (median `shield.last_latency_s`) | {us:.1f} |")
+        call_lines.append(f"| `{name}` `risk_one`, inside the env loop (median `shield.last_latency_s`) | {us:.1f} |")
     call_lines.append(f"| shield decision logic alone (`Shield.filter`, critic returning a constant) | {logic_us:.1f} |")
     split_lines = ["| single env, numba, inside the loop | us/step |", "|---|---:|"]
     split_lines += [f"| {k} | {v:.1f} |" for k, v in split.items() if not k.endswith("(%)")]
@@ -262,6 +392,7 @@ def main() -> None:
     single_cpu = ratio("shield-numba", "raw", cpu) * 100
     single_wall = ratio("shield-numba", "raw", wall) * 100
     numpy_cpu = ratio("shield-numpy", "raw", cpu) * 100
+    f32_cpu = ratio("shield-numba-f32", "raw", cpu) * 100
     const_cpu = ratio("shield-const", "raw", cpu) * 100
     verdict_numpy = "met" if numpy_cpu <= 5.0 else f"missed by {numpy_cpu - 5.0:.1f} points"
     verdict_single = "met" if single_cpu <= 5.0 else f"missed by {single_cpu - 5.0:.1f} points"
@@ -274,14 +405,16 @@ random weights; 1 torch thread; numba {version("numba")}), against the bare env.
 the figures are the price of the check itself. Variants are interleaved round by round (order
 alternating), each block replays the same {args.steps} actions from the same reset seed; the
 overhead is the median over {args.rounds} rounds of the per-round ratio shielded / bare.
+{MODE_TEXT[args.mode]}
 
 Command: `{cmd}`
 
 | | |
 |---|---|
 | machine | {os.cpu_count()} CPUs (`nproc`), {cpu_model()} |
+| timing processes pinned to CPU | {"none" if args.cpu is None else args.cpu} |
 | load average (1, 5, 15 min) | before {load_str(load_before)}, after {load_str(load_after)} |
-| shared | yes: other jobs ran on the same 2 cores; wall times are noisy, CPU (process) time is steadier |
+| shared | other jobs may share the cores (see the load average); CPU (process) time is steadier than wall time |
 | versions | {versions} |
 
 {table}
@@ -299,8 +432,8 @@ env's step, {args.rounds} rounds of alternating blocks (medians):
 
 ## Targets
 
-- single env, shield overhead <= 5% (numba backend, the default): CPU {single_cpu:+.1f}%, wall {single_wall:+.1f}%
-  -> **{verdict_single}** (CPU time).
+- single env, shield overhead <= 5% (numba backend with 16-bit weights, the default): CPU {single_cpu:+.1f}%,
+  wall {single_wall:+.1f}% -> **{verdict_single}** (CPU time). With float32 weights: CPU {f32_cpu:+.1f}%.
 - the same without numba (NumPy backend): CPU {numpy_cpu:+.1f}% -> **{verdict_numpy}**.
 - 8 envs, per-env overhead lower than single-env: CPU {vec_cpu:+.1f}% vs {single_cpu:+.1f}% -> **{verdict_vec}**.
 
@@ -310,13 +443,15 @@ the 2x256 critic itself: its forward pass and its weights' traffic through the c
 
 `as_critic` uses the fast forward (`CostCritic.numpy_critic()`, numba backend when numba is installed,
 else NumPy) for a fitted `CostCritic`; a generic torch module goes through `TorchCritic` (the
-`shield-torch` row). For one env the shield calls the fast forward's `risk_one(obs, action)`: the
-finiteness test of the inputs and the forward pass in one compiled call.
+`shield-torch` row). For one env the shield calls the fast forward's `risk_one(obs, action, threshold)`: the
+finiteness test of the inputs and the forward pass in one compiled call, reading 16-bit weights (half
+the bytes of float32) and recomputing in float32 when the threshold lies within the 16-bit pass's error
+bound, so every veto decision is the float32 pass's.
 """
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(md)
-    print(f"\nwrote {RESULTS}  (CPU overhead: single env {single_cpu:+.1f}%, 8 envs {vec_over:+.1f}% per env-step)")
-    for env in [*variants.values(), *vec_variants.values()]:
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(md)
+    print(f"\nwrote {args.output}  (CPU overhead: single env {single_cpu:+.1f}%, 8 envs {vec_over:+.1f}% per env-step)")
+    for env in variants.values():
         env.close()
 
 

@@ -16,7 +16,14 @@ from shieldgym.errors import MissingDependencyError
 from shieldgym.wrappers.shield import Shield, _all_finite
 
 SPACE = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
-BACKENDS = ["numpy", pytest.param("numba", marks=pytest.mark.skipif(fit._compiled_kernel() is None, reason="numba"))]
+NEEDS_NUMBA = pytest.mark.skipif(fit._compiled_kernel() is None, reason="numba")
+BACKENDS = ["numpy", pytest.param("numba", marks=NEEDS_NUMBA)]
+# (backend, weights of risk_one)
+ONE_ROW = [
+    ("numpy", "float32"),
+    pytest.param("numba", "float32", marks=NEEDS_NUMBA),
+    pytest.param("numba", "int16", marks=NEEDS_NUMBA),
+]
 
 
 def critic_module(n_critics: int, net_arch: tuple[int, ...], feature_index: list[int] | None = None) -> CostCritic:
@@ -158,19 +165,24 @@ def test_filter_fast_path_info_matches_the_batch_decision() -> None:
     np.testing.assert_array_equal(executed, [0.0, 0.0])
 
 
+def tolerance(fast: NumpyCostCritic, obs: np.ndarray, act: np.ndarray) -> float:
+    """How far ``risk_one`` may be from the float32 batch call: float32 rounding, or the 16-bit weights' bound."""
+    return fast.risk_bound(obs, act)[1] if fast.weights == "int16" else 1e-6 * (1 + abs(float(fast(obs[None], act[None])[0])))
+
+
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_risk_one_matches_the_batch_call_and_is_nan_on_non_finite_input(backend: str) -> None:
+@pytest.mark.parametrize(("backend", "weights"), ONE_ROW)
+def test_risk_one_matches_the_batch_call_and_is_nan_on_non_finite_input(backend: str, weights: str) -> None:
     module = critic_module(2, (16, 16))
-    fast = module.numpy_critic(backend)
+    fast = module.numpy_critic(backend, weights)  # type: ignore[arg-type]
+    assert fast.weights == weights
     obs, act = inputs(6, np.float64, seed=4)
     for i in range(6):
         one = fast.risk_one(obs[i], act[i])
         assert type(one) is float
-        assert one == pytest.approx(float(fast(obs[i : i + 1], act[i : i + 1])[0]), rel=1e-6, abs=1e-7)
-    assert fast.risk_one(obs[0].astype(np.float32), act[0].astype(np.float32)) == pytest.approx(
-        float(reference(module, obs[:1], act[:1])[0]), rel=1e-5, abs=1e-6
-    )
+        assert abs(one - float(fast(obs[i : i + 1], act[i : i + 1])[0])) <= tolerance(fast, obs[i], act[i])
+    o32, a32 = obs[0].astype(np.float32), act[0].astype(np.float32)
+    assert abs(fast.risk_one(o32, a32) - float(reference(module, obs[:1], act[:1])[0])) <= tolerance(fast, o32, a32) + 1e-6
     for bad in (np.nan, np.inf, -np.inf):  # any non-finite input is NaN, even where the forward pass would not be
         o, a = obs[0].copy(), act[0].copy()
         o[3] = bad  # column 3 is 0 in every row: a skipped weight row in the forward pass
@@ -184,10 +196,10 @@ def test_risk_one_matches_the_batch_call_and_is_nan_on_non_finite_input(backend:
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_filter_through_risk_one_decides_like_the_batch_path(backend: str) -> None:
+@pytest.mark.parametrize(("backend", "weights"), ONE_ROW)
+def test_filter_through_risk_one_decides_like_the_batch_path(backend: str, weights: str) -> None:
     module = critic_module(2, (16, 16))
-    fast = module.numpy_critic(backend)
+    fast = module.numpy_critic(backend, weights)  # type: ignore[arg-type]
     space = gym.spaces.Box(np.array([-1.0, -2.0], np.float32), np.array([1.0, 0.5], np.float32))
     obs, act = inputs(8, np.float64, seed=5)
     risks = fast(obs, act)
@@ -209,7 +221,10 @@ def test_filter_through_risk_one_decides_like_the_batch_path(backend: str) -> No
         assert ex_one.dtype == np.float32
         assert info_one["intervened"] == info_plain["intervened"] and info_one["reason"] == info_plain["reason"]
         assert info_one["source"] == info_plain["source"]
-        np.testing.assert_allclose(info_one["risk"], info_plain["risk"], rtol=1e-6, atol=1e-7)
+        if np.isfinite(info_plain["risk"]):
+            assert abs(info_one["risk"] - info_plain["risk"]) <= tolerance(fast, o, a)
+        else:
+            assert np.isnan(info_one["risk"])
         np.testing.assert_array_equal(info_one["proposed_action"], info_plain["proposed_action"])
     assert one.n_interventions == plain.n_interventions == (risks > threshold).sum() + 2
     assert [one.filter(o, a)[1]["reason"] for o, a in cases[-2:]] == ["nan", "nan"]
@@ -234,7 +249,7 @@ def test_numba_batch_in_row_blocks_equals_row_by_row_exactly() -> None:
     from shieldgym.critics._kernels import ROW_BLOCK
 
     module = critic_module(2, (16, 16))
-    fast = module.numpy_critic("numba")
+    fast = module.numpy_critic("numba", "float32")
     n = 2 * ROW_BLOCK + 5  # two full blocks and a partial one
     obs, act = inputs(n, np.float64, seed=6)
     obs[ROW_BLOCK + 1, 2] = np.nan  # a NaN row inside a block leaves its neighbours alone
@@ -242,3 +257,64 @@ def test_numba_batch_in_row_blocks_equals_row_by_row_exactly() -> None:
     row_by_row = np.array([fast.risk_one(obs[i], act[i]) for i in range(n)], np.float32)
     np.testing.assert_array_equal(risk, row_by_row)  # same summation order: bit-identical, NaN where NaN
     assert np.isnan(risk[ROW_BLOCK + 1]) and np.isfinite(np.delete(risk, ROW_BLOCK + 1)).all()
+
+
+@NEEDS_NUMBA
+@pytest.mark.parametrize(("n_critics", "net_arch"), [(1, (64, 64)), (2, (16, 16)), (3, (8, 4, 8))])
+def test_int16_weights_decide_every_threshold_as_the_float32_pass(n_critics: int, net_arch: tuple[int, ...]) -> None:
+    module = critic_module(n_critics, net_arch)
+    exact, q16 = module.numpy_critic("numba", "float32"), module.numpy_critic("numba", "int16")
+    assert module.numpy_critic().weights == "int16"  # the default with numba
+    assert q16.q16.dtype == np.int16 and q16.q16.nbytes * 2 == sum(  # half the bytes of the float32 weights
+        int(n_in * n_out) * 4 * n_critics for n_in, n_out, _, _ in exact.layers
+    )
+    obs, act = inputs(200, np.float64, seed=7)
+    refined = 0
+    for o, a in zip(obs, act):
+        r32 = float(exact(o[None], a[None])[0])
+        assert r32 == exact.risk_one(o, a)
+        rq, bound = q16.risk_bound(o, a)
+        assert 0.0 < bound < 0.05 * max(1.0, r32)  # a useful bound ...
+        assert abs(rq - r32) <= bound  # ... that holds
+        above = float(np.nextafter(np.float32(r32), np.float32(np.inf)))
+        for t in (r32, above, r32 - 1e-7, r32 + 0.5 * bound, r32 - 2 * bound):
+            if t < 0:
+                continue
+            got = q16.risk_one(o, a, t)
+            assert (got > t) == (r32 > t), (t, r32, got)
+            if abs(rq - t) <= bound:  # inside the bound: the float32 value itself
+                assert got == r32
+                refined += 1
+        far = r32 + 10 * bound + 1.0
+        assert q16.risk_one(o, a, far) == rq  # far from the threshold: the 16-bit value
+    assert refined > 0
+
+
+@NEEDS_NUMBA
+def test_shield_passes_its_threshold_to_risk_one() -> None:
+    seen: list[float] = []
+
+    class Critic:
+        def __call__(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+            return np.zeros(len(obs))
+
+        def risk_one(self, obs: np.ndarray, action: np.ndarray, threshold: float | None = None) -> float:
+            seen.append(threshold)  # type: ignore[arg-type]
+            return 0.25
+
+    shield = Shield(Critic(), np.zeros(2), 0.5, SPACE)
+    shield.filter(np.zeros(3), np.array([0.1, 0.2], np.float32))
+    shield.threshold = 0.125
+    _, info = shield.filter(np.zeros(3), np.array([0.1, 0.2], np.float32))
+    assert seen == [0.5, 0.125] and info["intervened"] and info["reason"] == "risk"
+    assert Shield(lambda o, a: np.zeros(len(o)), np.zeros(2), 0.5, SPACE)._risk_one is None
+
+
+def test_int16_bad_input() -> None:
+    module = critic_module(1, (8,))
+    with pytest.raises(ValueError, match="weights must be"):
+        module.numpy_critic("numpy", "int8")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs the numba backend"):
+        module.numpy_critic("numpy", "int16")
+    with pytest.raises(ValueError, match="risk_bound needs weights='int16'"):
+        module.numpy_critic("numpy").risk_bound(np.zeros(6), np.zeros(2))

@@ -10,6 +10,11 @@ inputs are the entries of the observation row then those of the action row; late
 ReLU of the previous layer's output. The weight rows of inputs that are exactly 0 (about half the
 units after a ReLU) are skipped, which is exact for finite weights: a NaN input is not 0 and
 propagates. Risk is the maximum over members, clipped at 0 (a cost-to-go is never negative).
+
+:func:`risk_one_q16` is the single-row check with 16-bit weights (half the bytes to read per check):
+``W[i, j] ~ q[i, j] * s[j]`` with integer ``q`` and one float32 scale per output unit. Alongside the
+risk it accumulates a bound on its distance to the float32 forward pass, and recomputes in float32
+whenever the threshold lies within that bound, so its veto decisions are the float32 ones.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["mlp_forward", "risk_one"]
+__all__ = ["mlp_forward", "q16_forward", "risk_one", "risk_one_q16"]
 
 
 #: rows computed together by :func:`mlp_forward`: each weight row is read once per block of rows
@@ -115,3 +120,98 @@ def risk_one(x: np.ndarray, a: np.ndarray, params: np.ndarray, layers: np.ndarra
     best = np.empty(1, np.float32)
     _block_max(x[None], a[None], 0, 1, params, layers, n_members, h, g, best)
     return 0.0 if best[0] < 0.0 else float(best[0])
+
+
+@numba.njit(cache=True, nogil=True)
+def q16_forward(
+    x: np.ndarray,
+    a: np.ndarray,
+    q: np.ndarray,
+    scale: np.ndarray,
+    bias: np.ndarray,
+    layers: np.ndarray,
+    gamma: np.ndarray,
+    n_members: int,
+    width: int,
+) -> tuple[float, float]:
+    """``(max_e Q_e, bound)`` of one row with 16-bit weights, unclipped; NaN propagates as in :func:`risk_one`.
+
+    ``layers[l] = (in, out, offset of q, offset of scale and bias)`` (member-major, as the float32
+    layout). ``bound`` is ``max_e sum_l 0.5 * ||h_(l-1)||_1 * gamma[e, l]``, where ``h_(l-1)`` is the
+    layer's input as computed here and ``gamma[e, l] = |W_L|^T ... |W_(l+1)|^T s_l`` (the scales carried
+    to the output through the absolute float32 weights): the rounding of each weight is at most
+    ``s_j / 2`` and a ReLU does not grow a difference, so ``|result - float32 result| <= bound`` up to the
+    float32 rounding of the two sums.
+    """
+    n_obs = x.shape[0]
+    h = np.empty(width, np.float32)
+    g = np.empty(width, np.float32)
+    best = -np.inf
+    best_bound = 0.0
+    for e in range(n_members):
+        bound = 0.0
+        for k in range(layers.shape[0]):
+            n_in, n_out, q_at, s_at = layers[k, 0], layers[k, 1], layers[k, 2], layers[k, 3]
+            w = q[q_at + e * n_in * n_out : q_at + (e + 1) * n_in * n_out].reshape((n_in, n_out))
+            sc = scale[s_at + e * n_out : s_at + (e + 1) * n_out]
+            b = bias[s_at + e * n_out : s_at + (e + 1) * n_out]
+            for j in range(n_out):
+                g[j] = 0.0
+            norm = 0.0
+            for i in range(n_in):
+                if k > 0:
+                    v = h[i]
+                    if v < 0.0:  # ReLU; NaN < 0 is False, so NaN propagates
+                        continue
+                elif i < n_obs:
+                    v = np.float32(x[i])
+                else:
+                    v = np.float32(a[i - n_obs])
+                if v != 0.0:
+                    norm += abs(v)
+                    for j in range(n_out):
+                        g[j] += v * np.float32(w[i, j])
+            for j in range(n_out):
+                g[j] = b[j] + sc[j] * g[j]
+            bound += 0.5 * norm * gamma[e, k]
+            h, g = g, h
+        value = h[0]
+        if value > best or value != value:
+            best = value
+        best_bound = max(best_bound, bound)
+    return float(best), best_bound
+
+
+@numba.njit(cache=True, nogil=True)
+def risk_one_q16(
+    x: np.ndarray,
+    a: np.ndarray,
+    q: np.ndarray,
+    scale: np.ndarray,
+    bias: np.ndarray,
+    layers: np.ndarray,
+    gamma: np.ndarray,
+    threshold: float,
+    params: np.ndarray,
+    layers32: np.ndarray,
+    n_members: int,
+    width: int,
+) -> float:
+    """:func:`risk_one` with 16-bit weights (:func:`q16_forward`); exact near ``threshold``.
+
+    When ``|risk - threshold|`` is within the bound (plus a float32 slack) the row is recomputed with
+    the float32 weights ``params``, so ``risk > threshold`` is decided as the float32 pass decides it.
+    ``threshold < 0`` turns the refinement off (the returned risk is then within the bound).
+    """
+    for i in range(x.shape[0]):
+        if not math.isfinite(x[i]):
+            return math.nan
+    for i in range(a.shape[0]):
+        if not math.isfinite(a[i]):
+            return math.nan
+    value, bound = q16_forward(x, a, q, scale, bias, layers, gamma, n_members, width)
+    if value != value:
+        return math.nan
+    if threshold >= 0.0 and abs(value - threshold) <= 1.01 * bound + 1e-5 * (1.0 + abs(value)):
+        return risk_one(x, a, params, layers32, n_members, width)
+    return 0.0 if value < 0.0 else value

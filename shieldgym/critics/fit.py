@@ -106,14 +106,20 @@ class CostCritic(nn.Module):
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return self.q(*self.normalise(obs, actions))
 
-    def numpy_critic(self, backend: Literal["auto", "numba", "numpy"] = "auto") -> NumpyCostCritic:
+    def numpy_critic(
+        self,
+        backend: Literal["auto", "numba", "numpy"] = "auto",
+        weights: Literal["auto", "float32", "int16"] = "auto",
+    ) -> NumpyCostCritic:
         """A NumPy copy of this critic (risk = max over members, clipped at 0), for the shield's hot path.
 
         Args:
             backend: ``"numba"`` (a compiled float32 kernel), ``"numpy"`` (one ``matmul`` per layer) or
                 ``"auto"`` (numba when it is installed, else NumPy). See :class:`NumpyCostCritic`.
+            weights: the single-row check's weights: ``"int16"`` (numba only; same veto decisions as
+                float32), ``"float32"``, or ``"auto"`` (int16 with numba). See :class:`NumpyCostCritic`.
         """
-        return NumpyCostCritic(self, backend=backend)
+        return NumpyCostCritic(self, backend=backend, weights=weights)
 
 
 _kernels: Any = None
@@ -146,18 +152,39 @@ class NumpyCostCritic:
       much less slowed down when the caller has evicted the weights from the CPU caches;
     - ``"numpy"``: one float32 ``matmul`` per layer (used when numba is not installed).
 
+    The single-row check :meth:`risk_one` (the single-env shield's call) can read 16-bit weights instead
+    (``weights="int16"``, the default with numba): each float32 weight ``W[i, j]`` becomes an integer
+    ``q[i, j]`` times one float32 scale per output unit ``s[j] = max_i |W[i, j]| / 32766``, which halves
+    the bytes a check reads (the simulator's step that follows then finds more of its own data in the
+    caches). The pass also accumulates a bound on its distance to the float32 pass, from the rounding
+    of each weight (at most ``s[j] / 2``) carried through the absolute weights of the later layers
+    (ReLU does not grow a difference). Given the shield's ``threshold``, :meth:`risk_one` recomputes
+    in float32 whenever the threshold lies within that bound, so **every veto decision is the float32
+    pass's**; the risk reported elsewhere is within the bound of the float32 value (``risk_bound``
+    gives both; on a 2x256 critic the bound is ~1e-3 of the risk's range and the actual difference
+    ~1e-5). The batched ``__call__`` always uses float32.
+
     Args:
         module: the fitted critic.
         backend: ``"auto"`` (numba when installed, else NumPy), ``"numba"`` or ``"numpy"``.
+        weights: weights of :meth:`risk_one`: ``"int16"`` (numba backend only), ``"float32"``, or
+            ``"auto"`` (int16 with the numba backend, else float32).
 
     Raises:
-        ValueError: unknown ``backend``.
+        ValueError: unknown ``backend`` or ``weights``, or ``weights="int16"`` without the numba backend.
         MissingDependencyError: ``backend="numba"`` and numba is not installed.
     """
 
-    def __init__(self, module: CostCritic, backend: Literal["auto", "numba", "numpy"] = "auto") -> None:
+    def __init__(
+        self,
+        module: CostCritic,
+        backend: Literal["auto", "numba", "numpy"] = "auto",
+        weights: Literal["auto", "float32", "int16"] = "auto",
+    ) -> None:
         if backend not in ("auto", "numba", "numpy"):
             raise ValueError(f"backend must be 'auto', 'numba' or 'numpy', got {backend!r}.")
+        if weights not in ("auto", "float32", "int16"):
+            raise ValueError(f"weights must be 'auto', 'float32' or 'int16', got {weights!r}.")
 
         def np64(t: torch.Tensor) -> np.ndarray:
             return t.detach().cpu().double().numpy()
@@ -203,6 +230,59 @@ class NumpyCostCritic:
             raise MissingDependencyError("NumpyCostCritic(backend='numba') needs numba: pip install numba.")
         self._kernel = kernel
         self.backend: str = "numpy" if kernel is None else "numba"
+        if weights == "int16" and kernel is None:
+            raise ValueError("weights='int16' needs the numba backend (pip install numba).")
+        self.weights: str = "int16" if weights == "int16" or (weights == "auto" and kernel is not None) else "float32"
+        if self.weights == "int16":
+            self._quantise()
+
+    def _quantise(self) -> None:
+        """16-bit copy of the float32 weights (per-unit scales) and the bound's constants ``gamma``."""
+        n_layers = self.layers.shape[0]
+        w32: list[np.ndarray] = []  # float64 copies of the float32 weights, (E, in, out) per layer
+        qs, scales, biases = [], [], []
+        self.layers16 = np.zeros_like(self.layers)
+        q_at = s_at = 0
+        for k in range(n_layers):
+            n_in, n_out, w_at, b_at = (int(v) for v in self.layers[k])
+            w = self.params[w_at : w_at + self.n_members * n_in * n_out].reshape(self.n_members, n_in, n_out)
+            w = w.astype(np.float64)
+            peak = np.abs(w).max(axis=1)  # (E, out)
+            # 32766, not 32767: the float32 rounding of the scale cannot push |q| past the int16 range
+            sc = np.where(peak > 0, peak / 32766.0, 1.0).astype(np.float32)
+            q = np.rint(w / sc[:, None, :].astype(np.float64))
+            w32.append(w)
+            qs.append(q.astype(np.int16).reshape(-1))
+            scales.append(sc.reshape(-1))
+            biases.append(self.params[b_at : b_at + self.n_members * n_out])
+            self.layers16[k] = (n_in, n_out, q_at, s_at)
+            q_at, s_at = q_at + q.size, s_at + sc.size
+        self.q16 = np.concatenate(qs)
+        self.scale16 = np.concatenate(scales)
+        self.bias16 = np.concatenate(biases).astype(np.float32)
+        # gamma[e, l] = |W_L|^T ... |W_(l+1)|^T s_l at the output unit (in float64, rounded up by 0.1%)
+        self.gamma16 = np.zeros((self.n_members, n_layers))
+        for e in range(self.n_members):
+            for k in range(n_layers):
+                n_out = int(self.layers[k, 1])
+                v = self.scale16[self.layers16[k, 3] + e * n_out : self.layers16[k, 3] + (e + 1) * n_out].astype(np.float64)
+                for later in range(k + 1, n_layers):
+                    v = np.abs(w32[later][e]).T @ v
+                self.gamma16[e, k] = 1.001 * float(v[0])
+
+    def risk_bound(self, obs: np.ndarray, action: np.ndarray) -> tuple[float, float]:
+        """``(risk, bound)`` of one row from the 16-bit weights (``weights="int16"``): ``risk`` clipped at 0
+        and NaN for a non-finite input, as :meth:`risk_one` without a threshold, and ``bound`` >= its
+        distance to the float32 risk (up to float32 rounding)."""
+        if self.weights != "int16" or self._kernel is None:
+            raise ValueError("risk_bound needs weights='int16'.")
+        x, a = np.asarray(obs, np.float64), np.asarray(action, np.float64)
+        value, bound = self._kernel.q16_forward(
+            x, a, self.q16, self.scale16, self.bias16, self.layers16, self.gamma16, self.n_members, self._width
+        )
+        if not (np.isfinite(x).all() and np.isfinite(a).all()) or value != value:
+            return math.nan, bound
+        return max(value, 0.0), bound
 
     def __call__(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
         if self._kernel is not None:
@@ -230,12 +310,15 @@ class NumpyCostCritic:
         risk = h[:, 0] if self.n_members == 1 else h[..., 0].max(axis=0)  # (B,)
         return np.maximum(risk, 0.0)
 
-    def risk_one(self, obs: np.ndarray, action: np.ndarray) -> float:
+    def risk_one(self, obs: np.ndarray, action: np.ndarray, threshold: float | None = None) -> float:
         """Risk of one observation ``(obs_dim,)`` and one action ``(A,)`` (no batch dimension).
 
         The same value as ``self(obs[None], action[None])[0]``, except that any NaN or inf in the
         inputs gives NaN. With the numba backend the finiteness test and the forward pass are one
         compiled call: this is the single-env check of :class:`~shieldgym.wrappers.shield.Shield`.
+        With 16-bit weights the value is within :meth:`risk_bound`'s bound of it, and exact (float32)
+        whenever ``threshold`` (the shield passes its own) lies within that bound, so
+        ``risk_one(o, a, t) > t`` always equals ``self(o[None], a[None])[0] > t``.
 
         Raises:
             ValueError: wrong input shapes.
@@ -244,6 +327,21 @@ class NumpyCostCritic:
         if self._kernel is not None and type(obs) is np.ndarray and type(action) is np.ndarray:
             if obs.shape != (self.obs_dim,) or action.shape != (n_act,):
                 raise ValueError(f"expected obs ({self.obs_dim},) and action ({n_act},), got {obs.shape} and {action.shape}.")
+            if self.weights == "int16":
+                return self._kernel.risk_one_q16(
+                    obs,
+                    action,
+                    self.q16,
+                    self.scale16,
+                    self.bias16,
+                    self.layers16,
+                    self.gamma16,
+                    -1.0 if threshold is None else float(threshold),
+                    self.params,
+                    self.layers,
+                    self.n_members,
+                    self._width,
+                )
             return self._kernel.risk_one(obs, action, self.params, self.layers, self.n_members, self._width)
         x, a = np.asarray(obs, dtype=np.float64), np.asarray(action, dtype=np.float64)
         if x.shape != (self.obs_dim,) or a.shape != (n_act,):

@@ -16,7 +16,10 @@ expected discounted cost ``Q_c(s, a)``) of each action. Larger is riskier.
 A critic may also offer ``critic.risk_one(obs, action) -> float``: the risk of one observation and one
 action without a batch dimension, NaN when any input is NaN or inf. When it does (the fast forward of
 a fitted :class:`~shieldgym.critics.fit.CostCritic` does), the single-env shield calls it instead of the
-batched call, which saves the batch bookkeeping and the separate finiteness test on every step.
+batched call, which saves the batch bookkeeping and the separate finiteness test on every step. If its
+third parameter is named ``threshold``, the shield passes its threshold, and ``risk_one(o, a, t) > t``
+must equal the exact risk's comparison (the 16-bit weights of the fast forward recompute in float32
+near ``t``).
 
 Example:
     >>> import numpy as np

@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -175,6 +176,23 @@ class InterventionLog:
             return [json.loads(line) for line in f if line.strip()]
 
 
+def _takes_threshold(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` accepts a third positional argument named ``threshold``."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    return (
+        len(params) >= 3
+        and params[2].name == "threshold"
+        and params[2].kind
+        in (
+            inspect.Parameter.POSITIONAL_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        )
+    )
+
+
 def _check_threshold(threshold: Any) -> float:
     value = getattr(threshold, "threshold", threshold)  # a Calibration record works too
     try:
@@ -254,9 +272,9 @@ class Shield:
         # optional single-row entry point of the critic (NumpyCostCritic.risk_one): finiteness test and
         # forward pass in one call, used by filter() for a Box action and an array observation
         risk_one = getattr(self.critic, "risk_one", None)
-        self._risk_one: Callable[[np.ndarray, np.ndarray], float] | None = (
-            risk_one if callable(risk_one) and self._box else None
-        )
+        self._risk_one: Callable[..., float] | None = risk_one if callable(risk_one) and self._box else None
+        # a risk_one(obs, action, threshold) is told the threshold, near which it must be exact
+        self._risk_one_threshold = self._risk_one is not None and _takes_threshold(self._risk_one)
 
     # -- validation done once -------------------------------------------------------------------
     @classmethod
@@ -543,7 +561,8 @@ class Shield:
         self.n_checks += 1
         t0 = self.clock()
         try:
-            risk = self._risk_one(obs, proposed)  # type: ignore[misc]
+            one = self._risk_one
+            risk = one(obs, proposed, self.threshold) if self._risk_one_threshold else one(obs, proposed)  # type: ignore[misc]
         except Exception as exc:  # any critic failure vetoes; the reason is recorded
             decision = self._decide(
                 obs[None], proposed[None], None, None, None, f"critic raised {exc!r}", self.clock() - t0, 0
