@@ -240,7 +240,8 @@ MODE_TEXT = {
         "weights checked in every worker), as a user's program holds one env; CPU time is the worker's own. "
         "All processes are pinned to one CPU (`--cpu`), so every variant runs on the same core and caches. Each "
         "variant has `--replicas` worker processes and round r runs on replica r mod replicas: where a process's "
-        "memory happens to lie moves its timings by about a point, and the median over rounds mixes those layouts."
+        "memory happens to lie moves its timings by about a point, and the median over rounds mixes those layouts. "
+        "The load average after the run includes these workers' own start-up."
     ),
     "in-process": (
         "Mode `in-process`: all variants (5 single envs, 16 vector sub-envs) live in this one process, so each "
@@ -328,19 +329,27 @@ def main() -> None:
     one_obs = np.zeros((1, obs_dim), np.float64)
     one_act = np.zeros((1, 2), np.float64)
     eight_obs, eight_act = np.zeros((8, obs_dim)), np.zeros((8, 2))
-    at_threshold = numba_f32.risk_one(one_obs[0], one_act[0])  # a threshold inside the 16-bit bound
+    # a row with a positive risk, and a threshold at that risk: inside the 16-bit bound, so refined in float32
+    probe_rng = np.random.default_rng(1)
+    probe_rows = probe_rng.normal(size=(64, obs_dim)), probe_rng.uniform(-1, 1, (64, 2))
+    k = int(np.argmax(numba_f32(*probe_rows)))
+    near_obs, near_act = probe_rows[0][k], probe_rows[1][k]
+    at_threshold = numba_f32.risk_one(near_obs, near_act)
     calls = {
-        "numba, batch 1": critic_call_us(numba_critic, one_obs, one_act),
+        "numba, batch 1, float32 weights": critic_call_us(numba_critic, one_obs, one_act),
         "numba, one row, 16-bit weights (`risk_one`: finiteness test + forward, the single-env shield's call)": (
             critic_call_us(lambda o, a: numba_critic.risk_one(o, a, never), one_obs[0], one_act[0])
         ),
         "numba, one row, 16-bit weights, threshold within the bound (16-bit pass, then float32)": critic_call_us(
-            lambda o, a: numba_critic.risk_one(o, a, at_threshold), one_obs[0], one_act[0]
+            lambda o, a: numba_critic.risk_one(o, a, at_threshold), near_obs, near_act
+        ),
+        "numba, batch 8, 16-bit weights (the vector shield's call)": critic_call_us(
+            lambda o, a: numba_critic(o, a, never), np.zeros((8, obs_dim)), np.zeros((8, 2))
         ),
         "numba, one row, float32 weights": critic_call_us(numba_f32.risk_one, one_obs[0], one_act[0]),
         "numpy, batch 1": critic_call_us(numpy_critic, one_obs, one_act),
         "torch, batch 1": critic_call_us(torch_critic, one_obs, one_act),
-        "numba, batch 8": critic_call_us(numba_critic, eight_obs, eight_act),
+        "numba, batch 8, float32 weights": critic_call_us(numba_critic, eight_obs, eight_act),
         "numpy, batch 8": critic_call_us(numpy_critic, eight_obs, eight_act),
         "torch, batch 8": critic_call_us(torch_critic, eight_obs, eight_act),
     }

@@ -234,7 +234,7 @@ def test_filter_through_risk_one_decides_like_the_batch_path(backend: str, weigh
     executed, info = late.filter(obs[0], act[0])
     assert info["reason"] == "deadline" and info["intervened"] and executed.tolist() == [0.0, 0.0]
 
-    def broken(o: np.ndarray, a: np.ndarray) -> float:
+    def broken(o: np.ndarray, a: np.ndarray, threshold: float | None = None) -> float:
         raise RuntimeError("sensor bus down")
 
     one._risk_one = broken
@@ -287,7 +287,26 @@ def test_int16_weights_decide_every_threshold_as_the_float32_pass(n_critics: int
                 refined += 1
         far = r32 + 10 * bound + 1.0
         assert q16.risk_one(o, a, far) == rq  # far from the threshold: the 16-bit value
+        assert q16.risk_one(o, a) == r32  # no threshold: float32
     assert refined > 0
+    # the batched call: 16-bit rows given a threshold, float32 where a row lies within its bound of it
+    r32 = exact(obs, act)
+    np.testing.assert_array_equal(q16(obs, act), r32)  # no threshold: float32
+    bounds = np.array([q16.risk_bound(o, a)[1] for o, a in zip(obs, act)])
+    cases = [(float(np.median(r32)), None), (float(r32[3]), 3), (float(r32[10]) + 1e-7, 10), (float(r32[20]) - 1e-7, 20)]
+    for t, row in cases:
+        got = q16(obs, act, t)
+        assert got.dtype == np.float32 and got.shape == r32.shape
+        np.testing.assert_array_equal(got > t, r32 > t)
+        assert (np.abs(got - r32) <= bounds + 1e-6).all()
+        near = np.abs(got - t) <= bounds  # rows the 16-bit pass could not decide: float32 values
+        np.testing.assert_array_equal(got[near], r32[near])
+        if row is not None:
+            assert near[row] and got[row] == r32[row]
+    nan_obs = obs[:3].copy()
+    nan_obs[1, 0] = np.nan
+    got = q16(nan_obs, act[:3], 0.1)
+    assert np.isnan(got[1]) and np.isfinite(got[[0, 2]]).all()
 
 
 @NEEDS_NUMBA
@@ -307,6 +326,14 @@ def test_shield_passes_its_threshold_to_risk_one() -> None:
     shield.threshold = 0.125
     _, info = shield.filter(np.zeros(3), np.array([0.1, 0.2], np.float32))
     assert seen == [0.5, 0.125] and info["intervened"] and info["reason"] == "risk"
+
+    class BatchCritic:  # the batched call (vector shields) gets the threshold the same way
+        def __call__(self, obs: np.ndarray, actions: np.ndarray, threshold: float | None = None) -> np.ndarray:
+            seen.append(threshold)  # type: ignore[arg-type]
+            return np.full(len(obs), 0.25)
+
+    decision = Shield(BatchCritic(), np.zeros(2), 0.75, SPACE).check(np.zeros((4, 3)), np.zeros((4, 2), np.float32))
+    assert seen[-1] == 0.75 and not decision.intervened.any()
     assert Shield(lambda o, a: np.zeros(len(o)), np.zeros(2), 0.5, SPACE)._risk_one is None
 
 

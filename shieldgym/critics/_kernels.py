@@ -11,7 +11,7 @@ ReLU of the previous layer's output. The weight rows of inputs that are exactly 
 units after a ReLU) are skipped, which is exact for finite weights: a NaN input is not 0 and
 propagates. Risk is the maximum over members, clipped at 0 (a cost-to-go is never negative).
 
-:func:`risk_one_q16` is the single-row check with 16-bit weights (half the bytes to read per check):
+:func:`risk_one_q16` and :func:`mlp_forward_q16` are the checks with 16-bit weights (half the bytes to read):
 ``W[i, j] ~ q[i, j] * s[j]`` with integer ``q`` and one float32 scale per output unit. Alongside the
 risk it accumulates a bound on its distance to the float32 forward pass, and recomputes in float32
 whenever the threshold lies within that bound, so its veto decisions are the float32 ones.
@@ -24,7 +24,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["mlp_forward", "q16_forward", "risk_one", "risk_one_q16"]
+__all__ = ["mlp_forward", "mlp_forward_q16", "q16_forward", "risk_one", "risk_one_q16"]
 
 
 #: rows computed together by :func:`mlp_forward`: each weight row is read once per block of rows
@@ -215,3 +215,107 @@ def risk_one_q16(
     if threshold >= 0.0 and abs(value - threshold) <= 1.01 * bound + 1e-5 * (1.0 + abs(value)):
         return risk_one(x, a, params, layers32, n_members, width)
     return 0.0 if value < 0.0 else value
+
+
+@numba.njit(cache=True, nogil=True)
+def _block_q16(
+    x: np.ndarray,
+    a: np.ndarray,
+    start: int,
+    m: int,
+    q: np.ndarray,
+    scale: np.ndarray,
+    bias: np.ndarray,
+    layers: np.ndarray,
+    gamma: np.ndarray,
+    n_members: int,
+    h: np.ndarray,
+    g: np.ndarray,
+    best: np.ndarray,
+    bound: np.ndarray,
+    member_bound: np.ndarray,
+    norm: np.ndarray,
+) -> None:
+    """:func:`_block_max` with 16-bit weights: ``best[r]`` and the bound of :func:`q16_forward` in ``bound[r]``
+    for rows ``start .. start + m - 1``; each weight row is read once for the ``m`` rows."""
+    n_obs = x.shape[1]
+    for r in range(m):
+        best[r] = -np.inf
+        bound[r] = 0.0
+    for e in range(n_members):
+        for r in range(m):
+            member_bound[r] = 0.0
+        for k in range(layers.shape[0]):
+            n_in, n_out, q_at, s_at = layers[k, 0], layers[k, 1], layers[k, 2], layers[k, 3]
+            w = q[q_at + e * n_in * n_out : q_at + (e + 1) * n_in * n_out].reshape((n_in, n_out))
+            sc = scale[s_at + e * n_out : s_at + (e + 1) * n_out]
+            b = bias[s_at + e * n_out : s_at + (e + 1) * n_out]
+            for r in range(m):
+                norm[r] = 0.0
+                for j in range(n_out):
+                    g[r, j] = 0.0
+            for i in range(n_in):
+                for r in range(m):
+                    if k > 0:
+                        v = h[r, i]
+                        if v < 0.0:  # ReLU; NaN < 0 is False, so NaN propagates
+                            continue
+                    elif i < n_obs:
+                        v = np.float32(x[start + r, i])
+                    else:
+                        v = np.float32(a[start + r, i - n_obs])
+                    if v != 0.0:
+                        norm[r] += abs(v)
+                        for j in range(n_out):
+                            g[r, j] += v * np.float32(w[i, j])
+            for r in range(m):
+                for j in range(n_out):
+                    g[r, j] = b[j] + sc[j] * g[r, j]
+                member_bound[r] += 0.5 * norm[r] * gamma[e, k]
+            h, g = g, h
+        for r in range(m):
+            value = h[r, 0]
+            if value > best[r] or value != value:
+                best[r] = value
+            bound[r] = max(bound[r], member_bound[r])
+
+
+@numba.njit(cache=True, nogil=True)
+def mlp_forward_q16(
+    x: np.ndarray,
+    a: np.ndarray,
+    q: np.ndarray,
+    scale: np.ndarray,
+    bias: np.ndarray,
+    layers: np.ndarray,
+    gamma: np.ndarray,
+    threshold: float,
+    params: np.ndarray,
+    layers32: np.ndarray,
+    n_members: int,
+    width: int,
+) -> np.ndarray:
+    """:func:`mlp_forward` with 16-bit weights, in blocks of :data:`ROW_BLOCK` rows; a row whose risk is
+    within its bound of ``threshold`` is recomputed with the float32 weights, so ``risk > threshold`` is
+    decided row by row as :func:`mlp_forward` decides it. NaN rows stay NaN."""
+    n_rows = x.shape[0]
+    h = np.empty((ROW_BLOCK, width), np.float32)
+    g = np.empty((ROW_BLOCK, width), np.float32)
+    best = np.empty(ROW_BLOCK, np.float32)
+    bound = np.empty(ROW_BLOCK)
+    member_bound = np.empty(ROW_BLOCK)
+    norm = np.empty(ROW_BLOCK)
+    h1 = np.empty((1, width), np.float32)
+    g1 = np.empty((1, width), np.float32)
+    best1 = np.empty(1, np.float32)
+    risk = np.empty(n_rows, np.float32)
+    for start in range(0, n_rows, ROW_BLOCK):
+        m = min(ROW_BLOCK, n_rows - start)
+        _block_q16(x, a, start, m, q, scale, bias, layers, gamma, n_members, h, g, best, bound, member_bound, norm)
+        for r in range(m):
+            value = best[r]
+            if value == value and abs(value - threshold) <= 1.01 * bound[r] + 1e-5 * (1.0 + abs(value)):
+                _block_max(x, a, start + r, 1, params, layers32, n_members, h1, g1, best1)
+                value = best1[0]
+            risk[start + r] = value if not value < 0.0 else np.float32(0.0)  # clipped at 0, NaN kept
+    return risk

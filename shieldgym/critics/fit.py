@@ -116,7 +116,7 @@ class CostCritic(nn.Module):
         Args:
             backend: ``"numba"`` (a compiled float32 kernel), ``"numpy"`` (one ``matmul`` per layer) or
                 ``"auto"`` (numba when it is installed, else NumPy). See :class:`NumpyCostCritic`.
-            weights: the single-row check's weights: ``"int16"`` (numba only; same veto decisions as
+            weights: the weights of the shield's checks: ``"int16"`` (numba only; same veto decisions as
                 float32), ``"float32"``, or ``"auto"`` (int16 with numba). See :class:`NumpyCostCritic`.
         """
         return NumpyCostCritic(self, backend=backend, weights=weights)
@@ -152,23 +152,23 @@ class NumpyCostCritic:
       much less slowed down when the caller has evicted the weights from the CPU caches;
     - ``"numpy"``: one float32 ``matmul`` per layer (used when numba is not installed).
 
-    The single-row check :meth:`risk_one` (the single-env shield's call) can read 16-bit weights instead
-    (``weights="int16"``, the default with numba): each float32 weight ``W[i, j]`` becomes an integer
-    ``q[i, j]`` times one float32 scale per output unit ``s[j] = max_i |W[i, j]| / 32766``, which halves
-    the bytes a check reads (the simulator's step that follows then finds more of its own data in the
-    caches). The pass also accumulates a bound on its distance to the float32 pass, from the rounding
-    of each weight (at most ``s[j] / 2``) carried through the absolute weights of the later layers
-    (ReLU does not grow a difference). Given the shield's ``threshold``, :meth:`risk_one` recomputes
-    in float32 whenever the threshold lies within that bound, so **every veto decision is the float32
-    pass's**; the risk reported elsewhere is within the bound of the float32 value (``risk_bound``
-    gives both; on a 2x256 critic the bound is ~1e-3 of the risk's range and the actual difference
-    ~1e-5). The batched ``__call__`` always uses float32.
+    The shield's checks can read 16-bit weights instead (``weights="int16"``, the default with numba): each
+    float32 weight ``W[i, j]`` becomes an integer ``q[i, j]`` times one float32 scale per output unit ``s[j]
+    = max_i |W[i, j]| / 32766``, which halves the bytes a check reads (the simulator's step that follows
+    then finds more of its own data in the caches). The pass also accumulates a bound on its distance to the
+    float32 pass, from the rounding of each weight (at most ``s[j] / 2``) carried through the absolute
+    weights of the later layers (ReLU does not grow a difference). The 16-bit pass runs when the caller
+    gives the ``threshold`` (the shield does, to :meth:`risk_one` and to the batched call): a row is
+    recomputed in float32 whenever the threshold lies within its bound, so **every veto decision is the
+    float32 pass's**, and the risk returned is within the bound of the float32 value (:meth:`risk_bound`
+    gives both; on a 2x256 critic the bound is ~1e-3 of the risk's range and the actual difference ~1e-5).
+    Without a threshold (backups, calibration, evaluation) the float32 weights are used.
 
     Args:
         module: the fitted critic.
         backend: ``"auto"`` (numba when installed, else NumPy), ``"numba"`` or ``"numpy"``.
-        weights: weights of :meth:`risk_one`: ``"int16"`` (numba backend only), ``"float32"``, or
-            ``"auto"`` (int16 with the numba backend, else float32).
+        weights: weights of the checks given a threshold: ``"int16"`` (numba backend only), ``"float32"``,
+            or ``"auto"`` (int16 with the numba backend, else float32).
 
     Raises:
         ValueError: unknown ``backend`` or ``weights``, or ``weights="int16"`` without the numba backend.
@@ -272,8 +272,8 @@ class NumpyCostCritic:
 
     def risk_bound(self, obs: np.ndarray, action: np.ndarray) -> tuple[float, float]:
         """``(risk, bound)`` of one row from the 16-bit weights (``weights="int16"``): ``risk`` clipped at 0
-        and NaN for a non-finite input, as :meth:`risk_one` without a threshold, and ``bound`` >= its
-        distance to the float32 risk (up to float32 rounding)."""
+        and NaN for a non-finite input, and ``bound`` >= its distance to the float32 risk (up to float32
+        rounding)."""
         if self.weights != "int16" or self._kernel is None:
             raise ValueError("risk_bound needs weights='int16'.")
         x, a = np.asarray(obs, np.float64), np.asarray(action, np.float64)
@@ -284,7 +284,13 @@ class NumpyCostCritic:
             return math.nan, bound
         return max(value, 0.0), bound
 
-    def __call__(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    def __call__(self, obs: np.ndarray, actions: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """Risk ``(B,)`` of each row (float32, clipped at 0, NaN where an input is NaN).
+
+        Without ``threshold`` the float32 weights are used. With one (the shield passes its own) and
+        16-bit weights, the 16-bit pass runs and each row within its bound of ``threshold`` is recomputed
+        in float32, so ``risk > threshold`` is the float32 decision row by row.
+        """
         if self._kernel is not None:
             # float32 / float64 arrays go in as they are (the kernel is compiled for each); anything else is cast
             x = obs if type(obs) is np.ndarray and obs.dtype.char in "fd" and obs.ndim == 2 else np.asarray(obs, np.float32)
@@ -295,6 +301,21 @@ class NumpyCostCritic:
                 raise ValueError(
                     f"expected obs (B, {self.obs_dim}) and actions (B, {self.layers[0, 0] - self.obs_dim}), "
                     f"got {x.shape} and {a.shape}."
+                )
+            if threshold is not None and self.weights == "int16":
+                return self._kernel.mlp_forward_q16(
+                    x,
+                    a,
+                    self.q16,
+                    self.scale16,
+                    self.bias16,
+                    self.layers16,
+                    self.gamma16,
+                    float(threshold),
+                    self.params,
+                    self.layers,
+                    self.n_members,
+                    self._width,
                 )
             return self._kernel.mlp_forward(x, a, self.params, self.layers, self.n_members, self._width)
         x = np.asarray(obs, dtype=np.float32)  # float32 in, so no weight is up-cast per call
@@ -316,9 +337,10 @@ class NumpyCostCritic:
         The same value as ``self(obs[None], action[None])[0]``, except that any NaN or inf in the
         inputs gives NaN. With the numba backend the finiteness test and the forward pass are one
         compiled call: this is the single-env check of :class:`~shieldgym.wrappers.shield.Shield`.
-        With 16-bit weights the value is within :meth:`risk_bound`'s bound of it, and exact (float32)
-        whenever ``threshold`` (the shield passes its own) lies within that bound, so
-        ``risk_one(o, a, t) > t`` always equals ``self(o[None], a[None])[0] > t``.
+        Given ``threshold`` (the shield passes its own) and 16-bit weights, the 16-bit pass runs: the
+        value is within :meth:`risk_bound`'s bound of the float32 one, and is the float32 one whenever
+        ``threshold`` lies within that bound, so ``risk_one(o, a, t) > t`` always equals
+        ``self(o[None], a[None])[0] > t``.
 
         Raises:
             ValueError: wrong input shapes.
@@ -327,7 +349,7 @@ class NumpyCostCritic:
         if self._kernel is not None and type(obs) is np.ndarray and type(action) is np.ndarray:
             if obs.shape != (self.obs_dim,) or action.shape != (n_act,):
                 raise ValueError(f"expected obs ({self.obs_dim},) and action ({n_act},), got {obs.shape} and {action.shape}.")
-            if self.weights == "int16":
+            if threshold is not None and self.weights == "int16":
                 return self._kernel.risk_one_q16(
                     obs,
                     action,
@@ -336,7 +358,7 @@ class NumpyCostCritic:
                     self.bias16,
                     self.layers16,
                     self.gamma16,
-                    -1.0 if threshold is None else float(threshold),
+                    float(threshold),
                     self.params,
                     self.layers,
                     self.n_members,

@@ -275,6 +275,7 @@ class Shield:
         self._risk_one: Callable[..., float] | None = risk_one if callable(risk_one) and self._box else None
         # a risk_one(obs, action, threshold) is told the threshold, near which it must be exact
         self._risk_one_threshold = self._risk_one is not None and _takes_threshold(self._risk_one)
+        self._critic_threshold = _takes_threshold(self.critic)
 
     # -- validation done once -------------------------------------------------------------------
     @classmethod
@@ -382,7 +383,8 @@ class Shield:
         if _all_finite(obs) and (not self._box or _all_finite(actions)):
             t0 = self.clock()
             try:
-                out = self.critic(obs, actions)
+                critic: Callable[..., Any] = self.critic
+                out = critic(obs, actions, self.threshold) if self._critic_threshold else critic(obs, actions)
             except Exception as exc:  # any critic failure vetoes; the reason is recorded
                 return self._decide(obs, actions, None, None, None, f"critic raised {exc!r}", self.clock() - t0, env_offset)
             latency = self.clock() - t0
