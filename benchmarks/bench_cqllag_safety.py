@@ -80,7 +80,7 @@ def build(algo: str, env: gym.Env, seed: int, args: argparse.Namespace) -> Any:
     return CQLLag(
         "MlpPolicy",
         Monitor(env),
-        cost_limit=COST_LIMIT,
+        cost_limit=COST_LIMIT if args.train_cost_limit is None else args.train_cost_limit,
         alpha_cql=args.alpha_cql,
         beta_cql=args.beta_cql,
         cql_n_actions=args.n_actions,
@@ -327,6 +327,12 @@ def main() -> None:
     )
     parser.add_argument("--lambda-delay", type=int, default=0, help="online: env steps before lambda's first dual step")
     parser.add_argument(
+        "--train-cost-limit",
+        type=float,
+        default=None,
+        help=f"online: the limit CQLLag trains against (a margin below the evaluated {COST_LIMIT:g}); default: the same",
+    )
+    parser.add_argument(
         "--pid",
         nargs=3,
         type=float,
@@ -449,7 +455,7 @@ def write_report(
         f"cost_reduce={args.cost_reduce}, lambda_max={args.lambda_max}, PID (kp, ki, kd)={args.pid}, "
         f"lambda_error_clip={args.lambda_error_clip}, lambda_delay={args.lambda_delay}, "
         f"normalise_actor_loss={args.normalise_actor_loss}, "
-        f"cost limit d={COST_LIMIT} per episode, "
+        f"cost limit d={COST_LIMIT} per episode (trained against {args.train_cost_limit or COST_LIMIT:g}), "
         f"{args.eval_episodes} deterministic evaluation episodes.",
         "",
         "## Online",

@@ -123,101 +123,6 @@ def risk_one(x: np.ndarray, a: np.ndarray, params: np.ndarray, layers: np.ndarra
 
 
 @numba.njit(cache=True, nogil=True)
-def q16_forward(
-    x: np.ndarray,
-    a: np.ndarray,
-    q: np.ndarray,
-    scale: np.ndarray,
-    bias: np.ndarray,
-    layers: np.ndarray,
-    gamma: np.ndarray,
-    n_members: int,
-    width: int,
-) -> tuple[float, float]:
-    """``(max_e Q_e, bound)`` of one row with 16-bit weights, unclipped; NaN propagates as in :func:`risk_one`.
-
-    ``layers[l] = (in, out, offset of q, offset of scale and bias)`` (member-major, as the float32
-    layout). ``bound`` is ``max_e sum_l 0.5 * ||h_(l-1)||_1 * gamma[e, l]``, where ``h_(l-1)`` is the
-    layer's input as computed here and ``gamma[e, l] = |W_L|^T ... |W_(l+1)|^T s_l`` (the scales carried
-    to the output through the absolute float32 weights): the rounding of each weight is at most
-    ``s_j / 2`` and a ReLU does not grow a difference, so ``|result - float32 result| <= bound`` up to the
-    float32 rounding of the two sums.
-    """
-    n_obs = x.shape[0]
-    h = np.empty(width, np.float32)
-    g = np.empty(width, np.float32)
-    best = -np.inf
-    best_bound = 0.0
-    for e in range(n_members):
-        bound = 0.0
-        for k in range(layers.shape[0]):
-            n_in, n_out, q_at, s_at = layers[k, 0], layers[k, 1], layers[k, 2], layers[k, 3]
-            w = q[q_at + e * n_in * n_out : q_at + (e + 1) * n_in * n_out].reshape((n_in, n_out))
-            sc = scale[s_at + e * n_out : s_at + (e + 1) * n_out]
-            b = bias[s_at + e * n_out : s_at + (e + 1) * n_out]
-            for j in range(n_out):
-                g[j] = 0.0
-            norm = 0.0
-            for i in range(n_in):
-                if k > 0:
-                    v = h[i]
-                    if v < 0.0:  # ReLU; NaN < 0 is False, so NaN propagates
-                        continue
-                elif i < n_obs:
-                    v = np.float32(x[i])
-                else:
-                    v = np.float32(a[i - n_obs])
-                if v != 0.0:
-                    norm += abs(v)
-                    for j in range(n_out):
-                        g[j] += v * np.float32(w[i, j])
-            for j in range(n_out):
-                g[j] = b[j] + sc[j] * g[j]
-            bound += 0.5 * norm * gamma[e, k]
-            h, g = g, h
-        value = h[0]
-        if value > best or value != value:
-            best = value
-        best_bound = max(best_bound, bound)
-    return float(best), best_bound
-
-
-@numba.njit(cache=True, nogil=True)
-def risk_one_q16(
-    x: np.ndarray,
-    a: np.ndarray,
-    q: np.ndarray,
-    scale: np.ndarray,
-    bias: np.ndarray,
-    layers: np.ndarray,
-    gamma: np.ndarray,
-    threshold: float,
-    params: np.ndarray,
-    layers32: np.ndarray,
-    n_members: int,
-    width: int,
-) -> float:
-    """:func:`risk_one` with 16-bit weights (:func:`q16_forward`); exact near ``threshold``.
-
-    When ``|risk - threshold|`` is within the bound (plus a float32 slack) the row is recomputed with
-    the float32 weights ``params``, so ``risk > threshold`` is decided as the float32 pass decides it.
-    ``threshold < 0`` turns the refinement off (the returned risk is then within the bound).
-    """
-    for i in range(x.shape[0]):
-        if not math.isfinite(x[i]):
-            return math.nan
-    for i in range(a.shape[0]):
-        if not math.isfinite(a[i]):
-            return math.nan
-    value, bound = q16_forward(x, a, q, scale, bias, layers, gamma, n_members, width)
-    if value != value:
-        return math.nan
-    if threshold >= 0.0 and abs(value - threshold) <= 1.01 * bound + 1e-5 * (1.0 + abs(value)):
-        return risk_one(x, a, params, layers32, n_members, width)
-    return 0.0 if value < 0.0 else value
-
-
-@numba.njit(cache=True, nogil=True)
 def _block_q16(
     x: np.ndarray,
     a: np.ndarray,
@@ -281,6 +186,77 @@ def _block_q16(
 
 
 @numba.njit(cache=True, nogil=True)
+def q16_forward(
+    x: np.ndarray,
+    a: np.ndarray,
+    q: np.ndarray,
+    scale: np.ndarray,
+    bias: np.ndarray,
+    layers: np.ndarray,
+    gamma: np.ndarray,
+    n_members: int,
+    width: int,
+) -> tuple[float, float]:
+    """``(max_e Q_e, bound)`` of one row with 16-bit weights, unclipped; NaN propagates as in :func:`risk_one`.
+
+    ``layers[l] = (in, out, offset of q, offset of scale and bias)`` (member-major, as the float32
+    layout). ``bound`` is ``max_e sum_l 0.5 * ||h_(l-1)||_1 * gamma[e, l]``, where ``h_(l-1)`` is the
+    layer's input as computed here and ``gamma[e, l] = |W_L|^T ... |W_(l+1)|^T s_l`` (the scales carried
+    to the output through the absolute float32 weights): the rounding of each weight is at most
+    ``s_j / 2`` and a ReLU does not grow a difference, so ``|result - float32 result| <= bound`` up to the
+    float32 rounding of the two sums.
+    """
+    h = np.empty((1, width), np.float32)
+    g = np.empty((1, width), np.float32)
+    best = np.empty(1, np.float32)
+    bound, member_bound, norm = np.empty(1), np.empty(1), np.empty(1)
+    _block_q16(x[None], a[None], 0, 1, q, scale, bias, layers, gamma, n_members, h, g, best, bound, member_bound, norm)
+    return float(best[0]), bound[0]
+
+
+@numba.njit(cache=True, nogil=True)
+def _undecided(value: float, bound: float, threshold: float) -> bool:
+    """Whether the 16-bit ``value`` is too close to ``threshold`` to decide ``value > threshold`` as the float32
+    pass would: within its bound, widened by 1% and a float32 slack of 1e-5 (the two passes' own rounding)."""
+    return abs(value - threshold) <= 1.01 * bound + 1e-5 * (1.0 + abs(value))
+
+
+@numba.njit(cache=True, nogil=True)
+def risk_one_q16(
+    x: np.ndarray,
+    a: np.ndarray,
+    q: np.ndarray,
+    scale: np.ndarray,
+    bias: np.ndarray,
+    layers: np.ndarray,
+    gamma: np.ndarray,
+    threshold: float,
+    params: np.ndarray,
+    layers32: np.ndarray,
+    n_members: int,
+    width: int,
+) -> float:
+    """:func:`risk_one` with 16-bit weights (:func:`q16_forward`); exact near ``threshold``.
+
+    When ``|risk - threshold|`` is within the bound (plus a float32 slack) the row is recomputed with
+    the float32 weights ``params``, so ``risk > threshold`` is decided as the float32 pass decides it.
+    ``threshold < 0`` turns the refinement off (the returned risk is then within the bound).
+    """
+    for i in range(x.shape[0]):
+        if not math.isfinite(x[i]):
+            return math.nan
+    for i in range(a.shape[0]):
+        if not math.isfinite(a[i]):
+            return math.nan
+    value, bound = q16_forward(x, a, q, scale, bias, layers, gamma, n_members, width)
+    if value != value:
+        return math.nan
+    if threshold >= 0.0 and _undecided(value, bound, threshold):
+        return risk_one(x, a, params, layers32, n_members, width)
+    return 0.0 if value < 0.0 else value
+
+
+@numba.njit(cache=True, nogil=True)
 def mlp_forward_q16(
     x: np.ndarray,
     a: np.ndarray,
@@ -314,7 +290,7 @@ def mlp_forward_q16(
         _block_q16(x, a, start, m, q, scale, bias, layers, gamma, n_members, h, g, best, bound, member_bound, norm)
         for r in range(m):
             value = best[r]
-            if value == value and abs(value - threshold) <= 1.01 * bound[r] + 1e-5 * (1.0 + abs(value)):
+            if value == value and _undecided(value, bound[r], threshold):
                 _block_max(x, a, start + r, 1, params, layers32, n_members, h1, g1, best1)
                 value = best1[0]
             risk[start + r] = value if not value < 0.0 else np.float32(0.0)  # clipped at 0, NaN kept

@@ -269,6 +269,9 @@ class NumpyCostCritic:
                 for later in range(k + 1, n_layers):
                     v = np.abs(w32[later][e]).T @ v
                 self.gamma16[e, k] = 1.001 * float(v[0])
+        # the kernels' arguments: the 16-bit weights with the bound's constants, then the float32 weights
+        self._q16_args = (self.q16, self.scale16, self.bias16, self.layers16, self.gamma16)
+        self._f32_args = (self.params, self.layers, self.n_members, self._width)
 
     def risk_bound(self, obs: np.ndarray, action: np.ndarray) -> tuple[float, float]:
         """``(risk, bound)`` of one row from the 16-bit weights (``weights="int16"``): ``risk`` clipped at 0
@@ -277,9 +280,7 @@ class NumpyCostCritic:
         if self.weights != "int16" or self._kernel is None:
             raise ValueError("risk_bound needs weights='int16'.")
         x, a = np.asarray(obs, np.float64), np.asarray(action, np.float64)
-        value, bound = self._kernel.q16_forward(
-            x, a, self.q16, self.scale16, self.bias16, self.layers16, self.gamma16, self.n_members, self._width
-        )
+        value, bound = self._kernel.q16_forward(x, a, *self._q16_args, self.n_members, self._width)
         if not (np.isfinite(x).all() and np.isfinite(a).all()) or value != value:
             return math.nan, bound
         return max(value, 0.0), bound
@@ -303,20 +304,7 @@ class NumpyCostCritic:
                     f"got {x.shape} and {a.shape}."
                 )
             if threshold is not None and self.weights == "int16":
-                return self._kernel.mlp_forward_q16(
-                    x,
-                    a,
-                    self.q16,
-                    self.scale16,
-                    self.bias16,
-                    self.layers16,
-                    self.gamma16,
-                    float(threshold),
-                    self.params,
-                    self.layers,
-                    self.n_members,
-                    self._width,
-                )
+                return self._kernel.mlp_forward_q16(x, a, *self._q16_args, float(threshold), *self._f32_args)
             return self._kernel.mlp_forward(x, a, self.params, self.layers, self.n_members, self._width)
         x = np.asarray(obs, dtype=np.float32)  # float32 in, so no weight is up-cast per call
         a = np.asarray(actions, dtype=np.float32).reshape(len(x), -1)
@@ -350,20 +338,7 @@ class NumpyCostCritic:
             if obs.shape != (self.obs_dim,) or action.shape != (n_act,):
                 raise ValueError(f"expected obs ({self.obs_dim},) and action ({n_act},), got {obs.shape} and {action.shape}.")
             if threshold is not None and self.weights == "int16":
-                return self._kernel.risk_one_q16(
-                    obs,
-                    action,
-                    self.q16,
-                    self.scale16,
-                    self.bias16,
-                    self.layers16,
-                    self.gamma16,
-                    float(threshold),
-                    self.params,
-                    self.layers,
-                    self.n_members,
-                    self._width,
-                )
+                return self._kernel.risk_one_q16(obs, action, *self._q16_args, float(threshold), *self._f32_args)
             return self._kernel.risk_one(obs, action, self.params, self.layers, self.n_members, self._width)
         x, a = np.asarray(obs, dtype=np.float64), np.asarray(action, dtype=np.float64)
         if x.shape != (self.obs_dim,) or a.shape != (n_act,):
