@@ -81,6 +81,7 @@ def build(algo: str, env: gym.Env, seed: int, args: argparse.Namespace) -> Any:
         "MlpPolicy",
         Monitor(env),
         cost_limit=COST_LIMIT if args.train_cost_limit is None else args.train_cost_limit,
+        target_entropy="auto" if args.target_entropy is None else args.target_entropy,
         alpha_cql=args.alpha_cql,
         beta_cql=args.beta_cql,
         cql_n_actions=args.n_actions,
@@ -327,6 +328,12 @@ def main() -> None:
     )
     parser.add_argument("--lambda-delay", type=int, default=0, help="online: env steps before lambda's first dual step")
     parser.add_argument(
+        "--target-entropy",
+        type=float,
+        default=None,
+        help="online CQLLag's entropy target (default: SAC's -dim(A)); lower is a less random training policy",
+    )
+    parser.add_argument(
         "--train-cost-limit",
         type=float,
         default=None,
@@ -454,6 +461,7 @@ def write_report(
         f"lambda_lr={args.lambda_lr}, lambda_init={args.lambda_init}, lambda_source={args.lambda_source}, "
         f"cost_reduce={args.cost_reduce}, lambda_max={args.lambda_max}, PID (kp, ki, kd)={args.pid}, "
         f"lambda_error_clip={args.lambda_error_clip}, lambda_delay={args.lambda_delay}, "
+        f"CQLLag target entropy={'auto' if args.target_entropy is None else args.target_entropy}, "
         f"normalise_actor_loss={args.normalise_actor_loss}, "
         f"cost limit d={COST_LIMIT} per episode (trained against {args.train_cost_limit or COST_LIMIT:g}), "
         f"{args.eval_episodes} deterministic evaluation episodes.",
