@@ -279,7 +279,9 @@ def main() -> None:
     load_before = os.getloadavg()
 
     module = build_critic()
-    obs_dim, space = module.obs_dim, shieldgym.make(ENV_ID).action_space
+    probe = shieldgym.make(ENV_ID)
+    obs_dim, space = module.obs_dim, probe.action_space
+    probe.close()
     numba_critic, numpy_critic = module.numpy_critic("numba"), module.numpy_critic("numpy")
     numba_f32 = module.numpy_critic("numba", "float32")
     torch_critic = TorchCritic(module)

@@ -139,8 +139,9 @@ def test_lambda_delay_holds_the_multiplier_for_the_first_env_steps() -> None:
     assert critic._n_updates > 0 and float(critic.lagrange.value) == 0.25
     critic.learn(EP_LEN, reset_num_timesteps=False)
     assert float(critic.lagrange.value) != 0.25
-    with pytest.raises(ValueError, match="lambda_delay_steps must be >= 0"):
-        make_model(ScriptedCostEnv([0.0]), lambda_delay_steps=-1)
+    for bad in (-1, 2.5):
+        with pytest.raises(ValueError, match="lambda_delay_steps must be an integer >= 0"):
+            make_model(ScriptedCostEnv([0.0]), lambda_delay_steps=bad)
     with pytest.raises(ValueError, match="lambda_error_clip must be a finite number > 0"):
         make_model(ScriptedCostEnv([0.0]), lambda_error_clip=0.0)
 

@@ -135,8 +135,8 @@ class CQLLag(OffPolicyAlgorithm):
             With ``"episode_cost"`` the error ``(C - d) / d`` is at least -1 but unbounded above, so one
             episode at ``C = 10 d`` raises ``lambda`` as much as nine safe episodes lower it; ``c = 1`` makes
             rises and falls equally fast. Default: no clip.
-        lambda_delay_steps: online, the multiplier takes no step during the first this many env steps
-            (``lambda`` stays at ``lambda_init``), so the policy first learns the task and the costly
+        lambda_delay_steps: online, the multiplier takes no step up to this env step (episodes ending at it
+            included; ``lambda`` stays at ``lambda_init``), so the policy first learns the task and the costly
             exploration of the first steps does not drive ``lambda`` up. Default 0.
         normalise_actor_loss: divide the actor's ``-Q_r + lambda Q_c`` by ``1 + lambda`` (the entropy
             term is not divided), so the actor weighs reward and cost by ``1 / (1 + lambda)`` and
@@ -270,8 +270,8 @@ class CQLLag(OffPolicyAlgorithm):
         self.lambda_init, self.lambda_max = lambda_init, lambda_max
         self.pid_lagrangian = pid_lagrangian
         self.lambda_error_clip = lambda_error_clip
-        if int(lambda_delay_steps) < 0:
-            raise ValueError(f"lambda_delay_steps must be >= 0, got {lambda_delay_steps!r}.")
+        if int(lambda_delay_steps) != lambda_delay_steps or lambda_delay_steps < 0:
+            raise ValueError(f"lambda_delay_steps must be an integer >= 0, got {lambda_delay_steps!r}.")
         self.lambda_delay_steps = int(lambda_delay_steps)
         self.normalise_actor_loss = bool(normalise_actor_loss)
         if cost_reduce not in ("max", "mean"):
