@@ -12,8 +12,11 @@ best behaviour episode that meets the limit. The dataset is cached under ``--wor
 ``--offline-lambda-warmup``, ...) can be compared on the same data without retraining online.
 
 Online, ``--lambda-source episode_cost`` drives lambda by the measured cost of finished training episodes
-instead of the cost critic, and ``--normalise-actor-loss`` divides the actor's ``-Q_r + lambda Q_c`` by
-``1 + lambda``; the report lists lambda and the mean cost of the last 10 training episodes at every checkpoint.
+instead of the cost critic (``deterministic_episode_cost``: only of the every ``--deterministic-every``-th
+training episode, played by the deterministic policy that evaluation uses), and ``--normalise-actor-loss``
+divides the actor's ``-Q_r + lambda Q_c`` by ``1 + lambda``; the report lists lambda, the mean cost of the last 10
+training episodes and (with the deterministic source) the last 5 deterministic episodes' return and cost at every
+checkpoint.
 
 Runs are chunked: after every ``--chunk`` env steps the model and its replay buffer are saved under
 ``--workdir``; ``--resume`` continues from there. Results go to ``benchmarks/results/cqllag_safety.md``.
@@ -93,6 +96,7 @@ def build(algo: str, env: gym.Env, seed: int, args: argparse.Namespace) -> Any:
         lambda_max=args.lambda_max,
         lambda_error_clip=args.lambda_error_clip,
         lambda_delay_steps=args.lambda_delay,
+        deterministic_every=args.deterministic_every,
         pid_lagrangian=None if args.pid is None else dict(zip(("kp", "ki", "kd"), args.pid)),
         **common,
     )
@@ -121,11 +125,14 @@ def train_online(env_id: str, algo: str, seed: int, args: argparse.Namespace, wo
         meta["steps_done"] += chunk
         if algo == "cqllag":  # the multiplier and the measured training-episode cost at each checkpoint
             recent = list(model.ep_cost_buffer or [])[-10:]
+            det = list(model.det_ep_buffer or [])[-5:]
             meta.setdefault("history", []).append(
                 {
                     "steps": meta["steps_done"],
                     "lambda": float(model.lagrange.value),
                     "train_ep_cost_last10": float(np.mean(recent)) if recent else None,
+                    "det_ep_cost_last5": float(np.mean([c for c, _ in det])) if det else None,
+                    "det_ep_return_last5": float(np.mean([r for _, r in det])) if det else None,
                 }
             )
         model.save(ckpt)
@@ -308,9 +315,16 @@ def main() -> None:
     )
     parser.add_argument(
         "--lambda-source",
-        choices=("critic", "episode_cost"),
+        choices=("critic", "episode_cost", "deterministic_episode_cost"),
         default="critic",
-        help="online: lambda reads the cost critic on replay batches, or the measured cost of finished training episodes",
+        help="online: lambda reads the cost critic on replay batches, the measured cost of finished training episodes, "
+        "or only that of the training episodes played by the deterministic policy (see --deterministic-every)",
+    )
+    parser.add_argument(
+        "--deterministic-every",
+        type=int,
+        default=2,
+        help="with --lambda-source deterministic_episode_cost: every k-th training episode is played deterministically",
     )
     parser.add_argument(
         "--normalise-actor-loss", action="store_true", help="online actor loss (-Q_r + lambda Q_c) / (1 + lambda)"
@@ -461,6 +475,7 @@ def write_report(
         f"lambda_lr={args.lambda_lr}, lambda_init={args.lambda_init}, lambda_source={args.lambda_source}, "
         f"cost_reduce={args.cost_reduce}, lambda_max={args.lambda_max}, PID (kp, ki, kd)={args.pid}, "
         f"lambda_error_clip={args.lambda_error_clip}, lambda_delay={args.lambda_delay}, "
+        f"deterministic_every={args.deterministic_every}, "
         f"CQLLag target entropy={'auto' if args.target_entropy is None else args.target_entropy}, "
         f"normalise_actor_loss={args.normalise_actor_loss}, "
         f"cost limit d={COST_LIMIT} per episode (trained against {args.train_cost_limit or COST_LIMIT:g}), "
@@ -484,6 +499,11 @@ def write_report(
             steps = ", ".join(
                 f"{h['steps']}: lambda {h['lambda']:.3f}"
                 + (f", cost {h['train_ep_cost_last10']:.1f}" if h["train_ep_cost_last10"] is not None else "")
+                + (
+                    f", deterministic (last 5) return {h['det_ep_return_last5']:.1f} cost {h['det_ep_cost_last5']:.1f}"
+                    if h.get("det_ep_cost_last5") is not None
+                    else ""
+                )
                 for h in r["history"]
             )
             lines += ["", f"{r['env']} cqllag seed {r['seed']}, at each checkpoint (training episodes, last 10): {steps}."]

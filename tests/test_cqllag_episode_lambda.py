@@ -1,4 +1,7 @@
-"""CQLLag with ``lambda_source="episode_cost"``: the multiplier follows the measured cost of finished episodes."""
+"""CQLLag with ``lambda_source="episode_cost"``: the multiplier follows the measured cost of finished episodes.
+
+And with ``"deterministic_episode_cost"``: only the episodes played by the deterministic policy take a step.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,9 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from stable_baselines3.common.logger import KVWriter, Logger
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from shieldgym.algos.cqllag import CQLLag
@@ -169,7 +175,8 @@ def test_default_dual_step_size_depends_on_the_source() -> None:
     env = ScriptedCostEnv([0.0])
     assert make_model(env, lambda_lr=None).lambda_lr == 0.05
     assert make_model(env, lambda_lr=None, lambda_source="critic").lambda_lr == 1e-3
-    with pytest.raises(ValueError, match="lambda_source must be 'critic' or 'episode_cost', got 'episodes'"):
+    assert make_model(env, lambda_lr=None, lambda_source="deterministic_episode_cost").lambda_lr == 0.05
+    with pytest.raises(ValueError, match=r"lambda_source must be one of \[.*\], got 'episodes'"):
         make_model(env, lambda_source="episodes")
 
 
@@ -235,3 +242,120 @@ def test_behaviour_cloning_pulls_the_offline_policy_to_the_data_actions() -> Non
     np.testing.assert_allclose(action, 0.5, atol=0.05)
     with pytest.raises(ValueError, match=r"bc_weight must be a finite number >= 0, got -1\.0"):
         make_model(ScriptedCostEnv([0.0]), bc_weight=-1.0)
+
+
+class Capture(KVWriter):
+    """Keeps every dump of the SB3 logger."""
+
+    def __init__(self) -> None:
+        self.dumps: list[dict[str, Any]] = []
+
+    def write(self, key_values: dict[str, Any], key_excluded: Any, step: int = 0) -> None:
+        self.dumps.append(dict(key_values))
+
+    def close(self) -> None:
+        pass
+
+
+class RecordingCostEnv(ScriptedCostEnv):
+    """:class:`ScriptedCostEnv` that records every executed action, per episode."""
+
+    def __init__(self, episode_costs: list[float]) -> None:
+        super().__init__(episode_costs)
+        self.actions: list[list[float]] = []
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        self.actions.append([])
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self.actions[-1].append(float(action[0]))
+        return super().step(action)
+
+
+def deterministic_model(env: Any, **kw: Any) -> CQLLag:
+    return make_model(env, lambda_source="deterministic_episode_cost", **kw)
+
+
+def test_only_the_deterministic_episodes_move_lambda() -> None:
+    # every 2nd episode (indices 1, 3, 5) is deterministic: 12 -> +1, 12 -> +1, 0 -> -0.5; the others give no step
+    env = Monitor(ScriptedCostEnv([12.0, 12.0, 40.0, 12.0, 40.0, 0.0]))
+    model = deterministic_model(env)
+    assert lambdas_per_episode(model, 6) == [0.0, 1.0, 1.0, 2.0, 2.0, 1.5]
+    assert list(model.ep_cost_buffer) == [12.0, 12.0, 40.0, 12.0, 40.0, 0.0]  # every episode is still measured
+    det_costs = [c for c, _ in model.det_ep_buffer]
+    assert det_costs == [12.0, 12.0, 0.0]
+    assert all(r <= 0.0 for _, r in model.det_ep_buffer)  # the Monitor's return, -sum |a|
+    assert model._episode_index.tolist() == [6]
+    # every 3rd: only episode 2 (cost 40: +0.5 * 36 / 4 = +4.5) and 5 (0: -0.5)
+    every3 = deterministic_model(ScriptedCostEnv([12.0, 12.0, 40.0, 12.0, 40.0, 0.0]), deterministic_every=3)
+    assert lambdas_per_episode(every3, 6) == [0.0, 0.0, 4.5, 4.5, 4.5, 4.0]
+    assert [c for c, _ in every3.det_ep_buffer] == [40.0, 0.0]
+
+
+def test_deterministic_episodes_execute_and_store_the_policy_mean_without_noise() -> None:
+    # learning rate 0: the policy never changes, so every action can be checked against predict() afterwards
+    env = RecordingCostEnv([0.0])
+    noise = NormalActionNoise(np.zeros(1), np.full(1, 0.3))
+    model = deterministic_model(env, learning_rate=0.0, action_noise=noise, buffer_size=100)
+    model.learn(4 * EP_LEN)
+    assert model._n_updates > 0
+    buf = model.replay_buffer
+    stored = buf.actions[: 4 * EP_LEN, 0, 0]
+    observations = buf.observations[: 4 * EP_LEN, 0]
+    mean, _ = model.predict(observations, deterministic=True)
+    executed = np.array(env.actions[:4], dtype=np.float32)
+    for episode, deterministic in enumerate([False, True, False, True]):
+        rows = slice(episode * EP_LEN, (episode + 1) * EP_LEN)
+        # the action space is [-1, 1], so env and buffer actions coincide
+        np.testing.assert_array_equal(stored[rows], executed[episode])
+        if deterministic:
+            np.testing.assert_allclose(executed[episode], mean[rows, 0], rtol=0, atol=1e-6)
+        else:  # random warm-up (episode 0) or the policy's samples plus noise
+            assert np.abs(executed[episode] - mean[rows, 0]).min() > 1e-4
+
+
+def test_episodes_started_during_warm_up_are_not_deterministic() -> None:
+    # learning_starts 2 * EP_LEN + 1: episode 1 starts at step 4 (random actions), so the first deterministic
+    # episode is episode 3; each costs 12 -> +1
+    model = deterministic_model(ScriptedCostEnv([12.0]), learning_starts=2 * EP_LEN + 1)
+    assert lambdas_per_episode(model, 5) == [0.0, 0.0, 0.0, 1.0, 1.0]
+    # every 1: every episode from the first that starts after the warm-up (episode 3 at step 12)
+    every1 = deterministic_model(ScriptedCostEnv([12.0]), learning_starts=2 * EP_LEN + 1, deterministic_every=1)
+    assert lambdas_per_episode(every1, 5) == [0.0, 0.0, 0.0, 1.0, 2.0]
+    for bad in (0, 1.5, True, -2):
+        with pytest.raises(ValueError, match="deterministic_every must be an integer >= 1"):
+            deterministic_model(ScriptedCostEnv([0.0]), deterministic_every=bad)
+
+
+def test_each_env_of_a_vecenv_alternates_on_its_own() -> None:
+    # env 0 costs 12, env 1 costs 0: both play their 2nd, 4th, ... episodes deterministically, together
+    venv = DummyVecEnv([lambda: ScriptedCostEnv([12.0]), lambda: ScriptedCostEnv([0.0])])
+    model = deterministic_model(venv)
+    values = []
+    for k in range(4):
+        model.learn(2 * EP_LEN, reset_num_timesteps=k == 0)
+        values.append(float(model.lagrange.value))
+    assert values == [0.0, 0.5, 0.5, 1.0]  # +1 - 0.5 per deterministic pair
+    assert [c for c, _ in model.det_ep_buffer] == [12.0, 0.0, 12.0, 0.0]
+
+
+def test_deterministic_source_logs_and_resumes_its_alternation(tmp_path: Path) -> None:
+    model = deterministic_model(Monitor(ScriptedCostEnv([12.0])))
+    capture = Capture()
+    model.set_logger(Logger(folder=None, output_formats=[capture]))
+    model.learn(3 * EP_LEN, log_interval=1)  # SB3 dumps after every episode
+    last = capture.dumps[-1]
+    assert last["rollout/ep_cost_mean"] == 12.0 and last["rollout/det_ep_cost_mean"] == 12.0
+    assert last["rollout/det_ep_rew_mean"] <= 0.0 and last["rollout/lambda"] == 1.0
+    assert "rollout/det_ep_cost_mean" not in capture.dumps[0]  # episode 0 is not deterministic
+    assert float(model.lagrange.value) == 1.0
+    model.save(tmp_path / "m")
+    loaded = CQLLag.load(tmp_path / "m", env=ScriptedCostEnv([12.0]), device="cpu")
+    assert loaded.lambda_source == "deterministic_episode_cost" and loaded.deterministic_every == 2
+    assert loaded._episode_index.tolist() == [3] and len(loaded.det_ep_buffer) == 1
+    # the loaded model starts a fresh episode, its 4th (index 3): deterministic, +1
+    loaded.learn(EP_LEN, reset_num_timesteps=False)
+    assert float(loaded.lagrange.value) == 2.0
+    loaded.learn(EP_LEN, reset_num_timesteps=False)
+    assert float(loaded.lagrange.value) == 2.0

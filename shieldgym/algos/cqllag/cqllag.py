@@ -17,7 +17,12 @@ on the measured (undiscounted) episode cost ``C`` against the per-episode limit 
 
     lambda <- max(0, lambda + lr_lambda * (C - d) / max(d, 1))
 
-and ``normalise_actor_loss=True`` divides the Lagrangian part of the actor loss by ``1 + lambda``,
+With ``lambda_source="deterministic_episode_cost"`` every ``deterministic_every``-th training episode of each env
+is played by the deterministic policy (the one ``predict(deterministic=True)`` and evaluation use; its
+transitions go to the replay like any other) and only those episodes' costs take the dual step, so the
+multiplier constrains the policy that is deployed rather than the noisier exploring one.
+
+And ``normalise_actor_loss=True`` divides the Lagrangian part of the actor loss by ``1 + lambda``,
 ``(-min_i Q_ri + lambda max_i Q_ci) / (1 + lambda)``, so a large ``lambda`` cannot swamp a small reward.
 
 Both conservative losses are :func:`shieldgym.critics.losses.conservative_td_loss` (Kumar et al., 2020,
@@ -93,7 +98,7 @@ _STAT_NAMES = (
 _DEFAULT_EPISODE_LENGTH = 1000
 # Dual step size per lambda_source: per gradient step on the discounted critic estimate, per finished
 # episode on the normalised error (C - d) / max(d, 1).
-_LAMBDA_LR_DEFAULTS = {"critic": 1e-3, "episode_cost": 0.05}
+_LAMBDA_LR_DEFAULTS = {"critic": 1e-3, "episode_cost": 0.05, "deterministic_episode_cost": 0.05}
 
 
 class CheckpointError(ShieldgymError, ValueError):
@@ -128,6 +133,8 @@ class CQLLag(OffPolicyAlgorithm):
             ends ``lambda`` stays at ``lambda_init``. The critic's estimate is biased upwards by the
             exploration's costly states in the replay (and by the max over the twin cost critics), so
             with ``"critic"`` ``lambda`` can keep rising under a policy that meets the limit.
+            ``"deterministic_episode_cost"``: the same step, taken only on the episodes played by the
+            deterministic policy (see ``deterministic_every``); the exploring policy's episodes give no dual step.
             :meth:`learn_offline` has no episodes and always reads the critic.
         lambda_lr: dual step size: per gradient step with ``"critic"`` (default 1e-3), per finished
             episode on the normalised error with ``"episode_cost"`` (default 0.05).
@@ -138,6 +145,11 @@ class CQLLag(OffPolicyAlgorithm):
         lambda_delay_steps: online, the multiplier takes no step up to this env step (episodes ending at it
             included; ``lambda`` stays at ``lambda_init``), so the policy first learns the task and the costly
             exploration of the first steps does not drive ``lambda`` up. Default 0.
+        deterministic_every: with ``lambda_source="deterministic_episode_cost"``, every ``k``-th episode of
+            each env (its 2nd, 4th, ... for ``k = 2``) that starts after ``learning_starts`` is played by the
+            deterministic policy, without action noise; ``k = 1`` plays every such episode deterministically
+            (no exploration from the policy's noise). Default 2. Logged: ``rollout/det_ep_cost_mean`` and
+            ``rollout/det_ep_rew_mean``.
         normalise_actor_loss: divide the actor's ``-Q_r + lambda Q_c`` by ``1 + lambda`` (the entropy
             term is not divided), so the actor weighs reward and cost by ``1 / (1 + lambda)`` and
             ``lambda / (1 + lambda)``: bounded weights whatever the reward's scale.
@@ -200,9 +212,10 @@ class CQLLag(OffPolicyAlgorithm):
         lambda_init: float = 0.0,
         lambda_max: float | None = None,
         pid_lagrangian: dict[str, float] | None = None,
-        lambda_source: Literal["critic", "episode_cost"] = "critic",
+        lambda_source: Literal["critic", "episode_cost", "deterministic_episode_cost"] = "critic",
         lambda_error_clip: float | None = None,
         lambda_delay_steps: int = 0,
+        deterministic_every: int = 2,
         normalise_actor_loss: bool = False,
         cost_reduce: Literal["max", "mean"] = "max",
         bc_weight: float = 0.0,
@@ -264,7 +277,7 @@ class CQLLag(OffPolicyAlgorithm):
         self.episode_length = episode_length if episode_length is not None else self._env_episode_length()
         self.cost_limit_discounted = cost_limit_discounted
         if lambda_source not in _LAMBDA_LR_DEFAULTS:
-            raise ValueError(f"lambda_source must be 'critic' or 'episode_cost', got {lambda_source!r}.")
+            raise ValueError(f"lambda_source must be one of {sorted(_LAMBDA_LR_DEFAULTS)}, got {lambda_source!r}.")
         self.lambda_source = lambda_source
         self.lambda_lr = _LAMBDA_LR_DEFAULTS[lambda_source] if lambda_lr is None else float(lambda_lr)
         self.lambda_init, self.lambda_max = lambda_init, lambda_max
@@ -273,6 +286,9 @@ class CQLLag(OffPolicyAlgorithm):
         if int(lambda_delay_steps) != lambda_delay_steps or lambda_delay_steps < 0:
             raise ValueError(f"lambda_delay_steps must be an integer >= 0, got {lambda_delay_steps!r}.")
         self.lambda_delay_steps = int(lambda_delay_steps)
+        if isinstance(deterministic_every, bool) or int(deterministic_every) != deterministic_every or deterministic_every < 1:
+            raise ValueError(f"deterministic_every must be an integer >= 1, got {deterministic_every!r}.")
+        self.deterministic_every = int(deterministic_every)
         self.normalise_actor_loss = bool(normalise_actor_loss)
         if cost_reduce not in ("max", "mean"):
             raise ValueError(f"cost_reduce must be 'max' or 'mean', got {cost_reduce!r}.")
@@ -287,6 +303,9 @@ class CQLLag(OffPolicyAlgorithm):
         self.cql_temperature = float(cql_temperature)
         self.cql_weight_lr = cql_weight_lr
         self.ep_cost_buffer: deque[float] | None = None
+        # deterministic episodes (lambda_source="deterministic_episode_cost"): cost, return; per env: episodes finished
+        self.det_ep_buffer: deque[tuple[float, float]] | None = None
+        self._episode_index: np.ndarray | None = None
         self._lambda_frozen = False  # True during the lambda warm-up of learn_offline
         self._initial_obs: PyTorchObs | None = None  # set by learn_offline(lambda_states="initial")
         if _init_setup_model:
@@ -591,9 +610,38 @@ class CQLLag(OffPolicyAlgorithm):
             self.ep_cost_buffer = deque(maxlen=self._stats_window_size)
         # a continued learn() (reset_num_timesteps=False) continues the running episodes, so keep their cost so far
         running = getattr(self, "_ep_cost", None)
-        if reset_num_timesteps or running is None or running.shape != (self.n_envs,):
+        fresh = reset_num_timesteps or running is None or running.shape != (self.n_envs,)
+        if fresh:
             self._ep_cost = np.zeros(self.n_envs, dtype=np.float64)
+        if self.det_ep_buffer is None or reset_num_timesteps:
+            self.det_ep_buffer = deque(maxlen=self._stats_window_size)
+        if reset_num_timesteps or self._episode_index is None or self._episode_index.shape != (self.n_envs,):
+            self._episode_index = np.zeros(self.n_envs, dtype=np.int64)
+        if fresh or getattr(self, "_deterministic_episode", None) is None:
+            self._deterministic_episode = np.array([self._plays_deterministic(i) for i in range(self.n_envs)])
         return result
+
+    def _plays_deterministic(self, env_index: int) -> bool:
+        """Whether env ``env_index``'s episode starting now is played by the deterministic policy."""
+        assert self._episode_index is not None
+        return (
+            self.lambda_source == "deterministic_episode_cost"
+            and self.num_timesteps >= self.learning_starts
+            and self._episode_index[env_index] % self.deterministic_every == self.deterministic_every - 1
+        )
+
+    def _sample_action(
+        self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        action, buffer_action = super()._sample_action(learning_starts, action_noise, n_envs)
+        rows = np.flatnonzero(self._deterministic_episode)
+        if rows.size and self.num_timesteps >= learning_starts:
+            assert self._last_obs is not None
+            det_action, _ = self.predict(self._last_obs, deterministic=True)  # type: ignore[arg-type]
+            det_buffer = self.policy.scale_action(det_action) if isinstance(self.action_space, spaces.Box) else det_action
+            action, buffer_action = action.copy(), buffer_action.copy()
+            action[rows], buffer_action[rows] = det_action[rows], det_buffer[rows]
+        return action, buffer_action
 
     def _update_info_buffer(self, infos: list[dict[str, Any]], dones: np.ndarray | None = None) -> None:
         super()._update_info_buffer(infos, dones)
@@ -603,9 +651,19 @@ class CQLLag(OffPolicyAlgorithm):
         for i in np.flatnonzero(dones):
             assert self.ep_cost_buffer is not None
             self.ep_cost_buffer.append(float(self._ep_cost[i]))
-            if self.lambda_source == "episode_cost" and not self._lambda_delayed():
+            if self._deterministic_episode[i]:
+                assert self.det_ep_buffer is not None
+                episode = infos[i].get("episode")
+                self.det_ep_buffer.append((float(self._ep_cost[i]), float(episode["r"]) if episode else math.nan))
+            steps_lambda = self.lambda_source == "episode_cost" or (
+                self.lambda_source == "deterministic_episode_cost" and self._deterministic_episode[i]
+            )
+            if steps_lambda and not self._lambda_delayed():
                 self._episode_cost_dual_step(float(self._ep_cost[i]))
             self._ep_cost[i] = 0.0
+            assert self._episode_index is not None
+            self._episode_index[i] += 1
+            self._deterministic_episode[i] = self._plays_deterministic(i)
 
     def _lambda_delayed(self) -> bool:
         """Online: ``lambda`` holds at ``lambda_init`` up to env step ``lambda_delay_steps`` (episodes ending there too)."""
@@ -615,11 +673,15 @@ class CQLLag(OffPolicyAlgorithm):
         """``lambda <- max(0, lambda + lr * (C - d) / max(d, 1))`` for one finished episode's measured cost ``C``."""
         self.lagrange.update(episode_cost, limit=self.cost_limit, scale=max(self.cost_limit, 1.0))
 
-    def _dump_logs(self) -> None:
+    def dump_logs(self) -> None:
+        """SB3's rollout and time logs, plus ``rollout/ep_cost_mean``, ``rollout/lambda`` and the deterministic episodes'."""
         if self.ep_cost_buffer:
             self.logger.record("rollout/ep_cost_mean", safe_mean(list(self.ep_cost_buffer)))
+        if self.det_ep_buffer:
+            self.logger.record("rollout/det_ep_cost_mean", safe_mean([c for c, _ in self.det_ep_buffer]))
+            self.logger.record("rollout/det_ep_rew_mean", safe_mean([r for _, r in self.det_ep_buffer]))
         self.logger.record("rollout/lambda", float(self.lagrange.value))
-        super()._dump_logs()
+        super().dump_logs()
 
     def learn(
         self: SelfCQLLag,
@@ -812,7 +874,7 @@ class CQLLag(OffPolicyAlgorithm):
     # ------------------------------------------------------------------ save / load
 
     def _excluded_save_params(self) -> list[str]:
-        transient = ["_ep_cost", "_initial_obs", "_offline_training"]
+        transient = ["_ep_cost", "_deterministic_episode", "_initial_obs", "_offline_training"]
         return [*super()._excluded_save_params(), "actor", "critic", "critic_target", *transient]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
