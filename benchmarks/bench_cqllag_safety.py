@@ -97,6 +97,7 @@ def build(algo: str, env: gym.Env, seed: int, args: argparse.Namespace) -> Any:
         lambda_error_clip=args.lambda_error_clip,
         lambda_delay_steps=args.lambda_delay,
         deterministic_every=args.deterministic_every,
+        deterministic_repeats=args.deterministic_repeats,
         pid_lagrangian=None if args.pid is None else dict(zip(("kp", "ki", "kd"), args.pid)),
         **common,
     )
@@ -145,6 +146,13 @@ def train_online(env_id: str, algo: str, seed: int, args: argparse.Namespace, wo
         meta["env_built_with"] = how
         if algo == "cqllag":
             meta["lambda"] = float(model.lagrange.value)
+        if algo == "cqllag" and args.select_best_deterministic:
+            # the reported policy is the frozen copy picked from the run's own deterministic episodes
+            meta["eval_final"] = meta["eval"]
+            meta["best_deterministic"] = None
+            if model.best_deterministic is not None:
+                meta["best_deterministic"] = model.load_best_deterministic()
+                meta["eval"] = evaluate(model, eval_env, args.eval_episodes, seed)
         meta_path.write_text(json.dumps(meta))
     return {"tag": tag, "model": model, **meta}
 
@@ -323,8 +331,18 @@ def main() -> None:
     parser.add_argument(
         "--deterministic-every",
         type=int,
-        default=2,
-        help="with --lambda-source deterministic_episode_cost: every k-th training episode is played deterministically",
+        default=None,
+        help="online CQLLag: every k-th training episode is played by the deterministic policy "
+        "(default: 2 with --lambda-source deterministic_episode_cost, else none)",
+    )
+    parser.add_argument(
+        "--deterministic-repeats", type=int, default=1, help="deterministic episodes per frozen copy of the actor"
+    )
+    parser.add_argument(
+        "--select-best-deterministic",
+        action="store_true",
+        help="report the frozen copy with the best deterministic training episodes within the limit (the final "
+        "policy's evaluation is listed too)",
     )
     parser.add_argument(
         "--normalise-actor-loss", action="store_true", help="online actor loss (-Q_r + lambda Q_c) / (1 + lambda)"
@@ -475,7 +493,8 @@ def write_report(
         f"lambda_lr={args.lambda_lr}, lambda_init={args.lambda_init}, lambda_source={args.lambda_source}, "
         f"cost_reduce={args.cost_reduce}, lambda_max={args.lambda_max}, PID (kp, ki, kd)={args.pid}, "
         f"lambda_error_clip={args.lambda_error_clip}, lambda_delay={args.lambda_delay}, "
-        f"deterministic_every={args.deterministic_every}, "
+        f"deterministic_every={args.deterministic_every}, deterministic_repeats={args.deterministic_repeats}, "
+        f"select_best_deterministic={args.select_best_deterministic}, "
         f"CQLLag target entropy={'auto' if args.target_entropy is None else args.target_entropy}, "
         f"normalise_actor_loss={args.normalise_actor_loss}, "
         f"cost limit d={COST_LIMIT} per episode (trained against {args.train_cost_limit or COST_LIMIT:g}), "
@@ -494,6 +513,23 @@ def write_report(
             f"| {e['return']:.1f} ± {e['return_std']:.1f} "
             f"| {e['cost']:.1f} ± {e['cost_std']:.1f} | {lam} | {r.get('env_built_with', '')} |"
         )
+    for r in online:
+        if "eval_final" in r:
+            f = r["eval_final"]
+            final = (
+                f"the final policy gives return {f['return']:.1f} ± {f['return_std']:.1f}, "
+                f"cost {f['cost']:.1f} ± {f['cost_std']:.1f}"
+            )
+            best = r["best_deterministic"]
+            if best is None:
+                lines += ["", f"{r['env']} cqllag seed {r['seed']}: no deterministic training episode met the limit; {final}."]
+            else:
+                lines += [
+                    "",
+                    f"{r['env']} cqllag seed {r['seed']}: the table evaluates the frozen copy picked from the deterministic "
+                    f"training episodes (env step {best['num_timesteps']}, return {best['return']:.1f}, cost "
+                    f"{best['cost']:.1f} over {best['episodes']} episode(s)); {final}.",
+                ]
     for r in online:
         if r.get("history"):
             steps = ", ".join(

@@ -308,7 +308,7 @@ def test_deterministic_episodes_execute_and_store_the_policy_mean_without_noise(
     for episode, deterministic in enumerate([False, True, False, True]):
         rows = slice(episode * EP_LEN, (episode + 1) * EP_LEN)
         # the action space is [-1, 1], so env and buffer actions coincide
-        np.testing.assert_array_equal(stored[rows], executed[episode])
+        np.testing.assert_allclose(stored[rows], executed[episode], rtol=0, atol=1e-6)
         if deterministic:
             np.testing.assert_allclose(executed[episode], mean[rows, 0], rtol=0, atol=1e-6)
         else:  # random warm-up (episode 0) or the policy's samples plus noise
@@ -359,3 +359,69 @@ def test_deterministic_source_logs_and_resumes_its_alternation(tmp_path: Path) -
     assert float(loaded.lagrange.value) == 2.0
     loaded.learn(EP_LEN, reset_num_timesteps=False)
     assert float(loaded.lagrange.value) == 2.0
+
+
+def episode_obs() -> np.ndarray:
+    return np.array([[t / EP_LEN, 1.0] for t in range(EP_LEN)], dtype=np.float32)
+
+
+def test_the_best_frozen_copy_is_the_one_that_played_its_episode() -> None:
+    # a learning actor (lr 1e-2): each deterministic episode (1, 3, 5) is played by a copy frozen at its start;
+    # episode 3 costs 40 > 4, so the best is whichever of 1 and 5 has the higher return -sum |a|
+    env = RecordingCostEnv([0.0, 0.0, 0.0, 40.0, 0.0, 0.0])
+    model = make_model(env, lambda_source="episode_cost", deterministic_every=2, learning_rate=1e-2)
+    model.learn(6 * EP_LEN)
+    returns = {k: -float(np.sum(np.abs(env.actions[k]))) for k in (1, 3, 5)}
+    best = max((1, 5), key=returns.__getitem__)
+    record = model.load_best_deterministic()
+    assert record["return"] == pytest.approx(returns[best], abs=1e-5) and record["cost"] == 0.0
+    assert record["episodes"] == 1 and record["num_timesteps"] == (best + 1) * EP_LEN
+    assert [c for c, _ in model.det_ep_buffer] == [0.0, 40.0, 0.0]
+    # the loaded actor reproduces that episode's actions exactly
+    action, _ = model.predict(episode_obs(), deterministic=True)
+    np.testing.assert_allclose(action[:, 0], env.actions[best], rtol=0, atol=1e-6)
+    # episode_cost still steps lambda on every episode: 0 -> -1 each (clipped at 0), 40 -> +4.5
+    assert float(model.lagrange.value) == pytest.approx(4.5 - 2 * 0.5)
+
+
+def test_each_frozen_copy_plays_its_repeats_and_is_scored_on_their_mean(tmp_path: Path) -> None:
+    # every episode from the first after the warm-up (episode 1) is deterministic, two per frozen copy:
+    # episodes 1-2 share one copy, 3-4 the next; the observations repeat, so a copy's two episodes act alike
+    env = RecordingCostEnv([0.0, 2.0, 6.0, 0.0, 0.0])
+    model = deterministic_model(env, deterministic_every=1, deterministic_repeats=2, learning_rate=1e-2)
+    model.learn(5 * EP_LEN)
+    np.testing.assert_array_equal(env.actions[1], env.actions[2])
+    np.testing.assert_array_equal(env.actions[3], env.actions[4])
+    assert np.abs(np.subtract(env.actions[2], env.actions[3])).max() > 1e-4
+    # copy A: mean cost (2 + 6) / 2 = 4 <= 4 (feasible); copy B: 0
+    returns = [-float(np.sum(np.abs(env.actions[k]))) for k in (1, 3)]
+    best = model.best_deterministic
+    assert best is not None and best["episodes"] == 2
+    assert best["return"] == pytest.approx(max(returns), abs=1e-5)
+    assert best["cost"] == (4.0 if returns[0] > returns[1] else 0.0)
+    # the record survives save / load
+    model.save(tmp_path / "m")
+    loaded = CQLLag.load(tmp_path / "m", env=ScriptedCostEnv([0.0]), device="cpu")
+    assert loaded.deterministic_repeats == 2 and loaded.best_deterministic["return"] == best["return"]
+    loaded.load_best_deterministic()
+    model.load_best_deterministic()
+    np.testing.assert_array_equal(
+        loaded.predict(episode_obs(), deterministic=True)[0], model.predict(episode_obs(), deterministic=True)[0]
+    )
+
+
+def test_no_feasible_or_no_deterministic_episode_is_a_clear_error() -> None:
+    plain = make_model(ScriptedCostEnv([0.0]))
+    assert plain.deterministic_every == 0
+    plain.learn(3 * EP_LEN)
+    assert plain.best_deterministic is None and not plain.det_ep_buffer
+    with pytest.raises(ValueError, match="no deterministic training episode met the cost limit"):
+        plain.load_best_deterministic()
+    costly = deterministic_model(ScriptedCostEnv([12.0]))
+    costly.learn(4 * EP_LEN)
+    assert len(costly.det_ep_buffer) == 2 and costly.best_deterministic is None
+    with pytest.raises(ValueError, match="deterministic_every must be an integer >= 1 with 'deterministic_episode_cost'"):
+        deterministic_model(ScriptedCostEnv([0.0]), deterministic_every=0)
+    for bad in (0, 2.5, float("nan")):
+        with pytest.raises(ValueError, match="deterministic_repeats must be an integer >= 1"):
+            deterministic_model(ScriptedCostEnv([0.0]), deterministic_repeats=bad)

@@ -74,6 +74,7 @@ from shieldgym.algos.cqllag.policies import (
     MlpPolicy,
     MultiInputPolicy,
 )
+from shieldgym.algos.cqllag.snapshots import frozen_copy, load_trainable_state, trainable_state
 from shieldgym.costs.base import COST_KEY, get_cost
 from shieldgym.critics.losses import bellman_target, conservative_td_loss
 from shieldgym.errors import ShieldgymError
@@ -99,6 +100,14 @@ _DEFAULT_EPISODE_LENGTH = 1000
 # Dual step size per lambda_source: per gradient step on the discounted critic estimate, per finished
 # episode on the normalised error (C - d) / max(d, 1).
 _LAMBDA_LR_DEFAULTS = {"critic": 1e-3, "episode_cost": 0.05, "deterministic_episode_cost": 0.05}
+
+
+def _integer(name: str, value: Any, minimum: int, context: str = "") -> int:
+    """``value`` as an ``int`` if it is an integer (not a bool) ``>= minimum``, else a ``ValueError`` naming ``name``."""
+    numeric = isinstance(value, int | float | np.integer) and not isinstance(value, bool) and math.isfinite(value)
+    if not numeric or int(value) != value or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}{context}, got {value!r}.")
+    return int(value)
 
 
 class CheckpointError(ShieldgymError, ValueError):
@@ -145,11 +154,16 @@ class CQLLag(OffPolicyAlgorithm):
         lambda_delay_steps: online, the multiplier takes no step up to this env step (episodes ending at it
             included; ``lambda`` stays at ``lambda_init``), so the policy first learns the task and the costly
             exploration of the first steps does not drive ``lambda`` up. Default 0.
-        deterministic_every: with ``lambda_source="deterministic_episode_cost"``, every ``k``-th episode of
-            each env (its 2nd, 4th, ... for ``k = 2``) that starts after ``learning_starts`` is played by the
-            deterministic policy, without action noise; ``k = 1`` plays every such episode deterministically
-            (no exploration from the policy's noise). Default 2. Logged: ``rollout/det_ep_cost_mean`` and
-            ``rollout/det_ep_rew_mean``.
+        deterministic_every: every ``k``-th training episode of each env (its 2nd, 4th, ... for ``k = 2``) that
+            starts after ``learning_starts`` is played by the deterministic policy, without action noise: by a
+            frozen copy of the actor taken when the episode starts (frozen parameters shared, not copied), so the
+            episode measures one fixed policy while training goes on. Its transitions go to the replay like any
+            other. Default: 2 with ``lambda_source="deterministic_episode_cost"``, else 0 (none). ``k = 1`` plays
+            every episode deterministically (no exploration from the policy's noise). Logged:
+            ``rollout/det_ep_cost_mean`` and ``rollout/det_ep_rew_mean``.
+        deterministic_repeats: how many consecutive deterministic episodes each frozen copy plays (default 1).
+            The copy whose episodes have the highest mean return among those with mean cost ``<= cost_limit`` is
+            kept as :attr:`best_deterministic`; :meth:`load_best_deterministic` puts it into the actor.
         normalise_actor_loss: divide the actor's ``-Q_r + lambda Q_c`` by ``1 + lambda`` (the entropy
             term is not divided), so the actor weighs reward and cost by ``1 / (1 + lambda)`` and
             ``lambda / (1 + lambda)``: bounded weights whatever the reward's scale.
@@ -215,7 +229,8 @@ class CQLLag(OffPolicyAlgorithm):
         lambda_source: Literal["critic", "episode_cost", "deterministic_episode_cost"] = "critic",
         lambda_error_clip: float | None = None,
         lambda_delay_steps: int = 0,
-        deterministic_every: int = 2,
+        deterministic_every: int | None = None,
+        deterministic_repeats: int = 1,
         normalise_actor_loss: bool = False,
         cost_reduce: Literal["max", "mean"] = "max",
         bc_weight: float = 0.0,
@@ -283,12 +298,12 @@ class CQLLag(OffPolicyAlgorithm):
         self.lambda_init, self.lambda_max = lambda_init, lambda_max
         self.pid_lagrangian = pid_lagrangian
         self.lambda_error_clip = lambda_error_clip
-        if int(lambda_delay_steps) != lambda_delay_steps or lambda_delay_steps < 0:
-            raise ValueError(f"lambda_delay_steps must be an integer >= 0, got {lambda_delay_steps!r}.")
-        self.lambda_delay_steps = int(lambda_delay_steps)
-        if isinstance(deterministic_every, bool) or int(deterministic_every) != deterministic_every or deterministic_every < 1:
-            raise ValueError(f"deterministic_every must be an integer >= 1, got {deterministic_every!r}.")
-        self.deterministic_every = int(deterministic_every)
+        self.lambda_delay_steps = _integer("lambda_delay_steps", lambda_delay_steps, 0)
+        if deterministic_every is None:
+            deterministic_every = 2 if lambda_source == "deterministic_episode_cost" else 0
+        minimum = 1 if lambda_source == "deterministic_episode_cost" else 0
+        self.deterministic_every = _integer("deterministic_every", deterministic_every, minimum, f" with {lambda_source!r}")
+        self.deterministic_repeats = _integer("deterministic_repeats", deterministic_repeats, 1)
         self.normalise_actor_loss = bool(normalise_actor_loss)
         if cost_reduce not in ("max", "mean"):
             raise ValueError(f"cost_reduce must be 'max' or 'mean', got {cost_reduce!r}.")
@@ -306,6 +321,8 @@ class CQLLag(OffPolicyAlgorithm):
         # deterministic episodes (lambda_source="deterministic_episode_cost"): cost, return; per env: episodes finished
         self.det_ep_buffer: deque[tuple[float, float]] | None = None
         self._episode_index: np.ndarray | None = None
+        # the best frozen copy so far: return, cost, episodes, num_timesteps, actor_state (trainable entries)
+        self.best_deterministic: dict[str, Any] | None = None
         self._lambda_frozen = False  # True during the lambda warm-up of learn_offline
         self._initial_obs: PyTorchObs | None = None  # set by learn_offline(lambda_states="initial")
         if _init_setup_model:
@@ -618,17 +635,21 @@ class CQLLag(OffPolicyAlgorithm):
         if reset_num_timesteps or self._episode_index is None or self._episode_index.shape != (self.n_envs,):
             self._episode_index = np.zeros(self.n_envs, dtype=np.int64)
         if fresh or getattr(self, "_deterministic_episode", None) is None:
-            self._deterministic_episode = np.array([self._plays_deterministic(i) for i in range(self.n_envs)])
+            self._deterministic_episode = np.zeros(self.n_envs, dtype=bool)
+            self._det_actor: list[th.nn.Module | None] = [None] * self.n_envs
+            self._det_group: list[list[tuple[float, float]]] = [[] for _ in range(self.n_envs)]
+            for i in range(self.n_envs):
+                self._start_episode(i)
         return result
 
-    def _plays_deterministic(self, env_index: int) -> bool:
-        """Whether env ``env_index``'s episode starting now is played by the deterministic policy."""
+    def _start_episode(self, env_index: int) -> None:
+        """Decide whether env ``env_index``'s episode starting now is deterministic; if so, freeze the actor for it."""
         assert self._episode_index is not None
-        return (
-            self.lambda_source == "deterministic_episode_cost"
-            and self.num_timesteps >= self.learning_starts
-            and self._episode_index[env_index] % self.deterministic_every == self.deterministic_every - 1
-        )
+        k = self.deterministic_every
+        deterministic = k > 0 and self.num_timesteps >= self.learning_starts and self._episode_index[env_index] % k == k - 1
+        self._deterministic_episode[env_index] = deterministic
+        if deterministic and self._det_actor[env_index] is None:
+            self._det_actor[env_index] = frozen_copy(self.actor)
 
     def _sample_action(
         self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1
@@ -637,10 +658,16 @@ class CQLLag(OffPolicyAlgorithm):
         rows = np.flatnonzero(self._deterministic_episode)
         if rows.size and self.num_timesteps >= learning_starts:
             assert self._last_obs is not None
-            det_action, _ = self.predict(self._last_obs, deterministic=True)  # type: ignore[arg-type]
-            det_buffer = self.policy.scale_action(det_action) if isinstance(self.action_space, spaces.Box) else det_action
+            obs, _ = self.policy.obs_to_tensor(self._last_obs)  # type: ignore[arg-type]
             action, buffer_action = action.copy(), buffer_action.copy()
-            action[rows], buffer_action[rows] = det_action[rows], det_buffer[rows]
+            for i in rows:
+                actor = self._det_actor[i]
+                assert actor is not None
+                row = {key: value[i : i + 1] for key, value in obs.items()} if isinstance(obs, dict) else obs[i : i + 1]
+                with th.no_grad():
+                    scaled = actor(row, deterministic=True).cpu().numpy()[0]
+                buffer_action[i] = scaled
+                action[i] = self.policy.unscale_action(scaled)
         return action, buffer_action
 
     def _update_info_buffer(self, infos: list[dict[str, Any]], dones: np.ndarray | None = None) -> None:
@@ -652,9 +679,8 @@ class CQLLag(OffPolicyAlgorithm):
             assert self.ep_cost_buffer is not None
             self.ep_cost_buffer.append(float(self._ep_cost[i]))
             if self._deterministic_episode[i]:
-                assert self.det_ep_buffer is not None
                 episode = infos[i].get("episode")
-                self.det_ep_buffer.append((float(self._ep_cost[i]), float(episode["r"]) if episode else math.nan))
+                self._finish_deterministic_episode(i, float(self._ep_cost[i]), float(episode["r"]) if episode else math.nan)
             steps_lambda = self.lambda_source == "episode_cost" or (
                 self.lambda_source == "deterministic_episode_cost" and self._deterministic_episode[i]
             )
@@ -663,7 +689,43 @@ class CQLLag(OffPolicyAlgorithm):
             self._ep_cost[i] = 0.0
             assert self._episode_index is not None
             self._episode_index[i] += 1
-            self._deterministic_episode[i] = self._plays_deterministic(i)
+            self._start_episode(i)
+
+    def _finish_deterministic_episode(self, env_index: int, cost: float, episode_return: float) -> None:
+        """Record a deterministic episode; after ``deterministic_repeats`` of them, score the frozen copy and drop it."""
+        assert self.det_ep_buffer is not None
+        self.det_ep_buffer.append((cost, episode_return))
+        group = self._det_group[env_index]
+        group.append((cost, episode_return))
+        if len(group) < self.deterministic_repeats:
+            return
+        actor = self._det_actor[env_index]
+        assert actor is not None
+        mean_cost, mean_return = float(np.mean([c for c, _ in group])), float(np.mean([r for _, r in group]))
+        best = self.best_deterministic
+        if mean_cost <= self.cost_limit and math.isfinite(mean_return) and (best is None or mean_return > best["return"]):
+            self.best_deterministic = {
+                "return": mean_return,
+                "cost": mean_cost,
+                "episodes": len(group),
+                "num_timesteps": int(self.num_timesteps),
+                "actor_state": trainable_state(actor, self.actor),
+            }
+        group.clear()
+        self._det_actor[env_index] = None
+
+    def load_best_deterministic(self) -> dict[str, Any]:
+        """Put :attr:`best_deterministic` (the best frozen copy that met ``cost_limit``) into the actor.
+
+        Returns its record without the weights (``return``, ``cost``, ``episodes``, ``num_timesteps``).
+        Raises ``ValueError`` if no deterministic episodes were played or none met the limit.
+        """
+        if self.best_deterministic is None:
+            raise ValueError(
+                "no deterministic training episode met the cost limit (or none was played: set deterministic_every > 0)."
+            )
+        load_trainable_state(self.actor, self.best_deterministic["actor_state"])
+        return {key: value for key, value in self.best_deterministic.items() if key != "actor_state"}
 
     def _lambda_delayed(self) -> bool:
         """Online: ``lambda`` holds at ``lambda_init`` up to env step ``lambda_delay_steps`` (episodes ending there too)."""
@@ -874,7 +936,7 @@ class CQLLag(OffPolicyAlgorithm):
     # ------------------------------------------------------------------ save / load
 
     def _excluded_save_params(self) -> list[str]:
-        transient = ["_ep_cost", "_deterministic_episode", "_initial_obs", "_offline_training"]
+        transient = ["_ep_cost", "_deterministic_episode", "_det_actor", "_det_group", "_initial_obs", "_offline_training"]
         return [*super()._excluded_save_params(), "actor", "critic", "critic_target", *transient]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
