@@ -83,6 +83,7 @@ def build(algo: str, env: gym.Env, seed: int, args: argparse.Namespace) -> Any:
     return CQLLag(
         "MlpPolicy",
         Monitor(env),
+        gradient_steps=args.gradient_steps,
         cost_limit=COST_LIMIT if args.train_cost_limit is None else args.train_cost_limit,
         target_entropy="auto" if args.target_entropy is None else args.target_entropy,
         alpha_cql=args.alpha_cql,
@@ -339,6 +340,12 @@ def main() -> None:
         "--deterministic-repeats", type=int, default=1, help="deterministic episodes per frozen copy of the actor"
     )
     parser.add_argument(
+        "--gradient-steps",
+        type=int,
+        default=1,
+        help="online CQLLag: gradient steps per env step (SAC keeps SB3's default of 1)",
+    )
+    parser.add_argument(
         "--select-best-deterministic",
         action="store_true",
         help="report the frozen copy with the best deterministic training episodes within the limit (the final "
@@ -494,7 +501,8 @@ def write_report(
         f"cost_reduce={args.cost_reduce}, lambda_max={args.lambda_max}, PID (kp, ki, kd)={args.pid}, "
         f"lambda_error_clip={args.lambda_error_clip}, lambda_delay={args.lambda_delay}, "
         f"deterministic_every={args.deterministic_every}, deterministic_repeats={args.deterministic_repeats}, "
-        f"select_best_deterministic={args.select_best_deterministic}, "
+        f"select_best_deterministic={args.select_best_deterministic}, CQLLag gradient steps per env step="
+        f"{args.gradient_steps}, "
         f"CQLLag target entropy={'auto' if args.target_entropy is None else args.target_entropy}, "
         f"normalise_actor_loss={args.normalise_actor_loss}, "
         f"cost limit d={COST_LIMIT} per episode (trained against {args.train_cost_limit or COST_LIMIT:g}), "

@@ -96,6 +96,16 @@ def lambdas_per_episode(model: CQLLag, episodes: int) -> list[float]:
     return values
 
 
+def lambdas_per_vec_round(build: Any, rounds: int) -> tuple[CQLLag, list[float]]:
+    """A 2-env VecEnv (env 0 costs 12 per episode, env 1 costs 0); lambda after each round of one episode per env."""
+    model = build(DummyVecEnv([lambda: ScriptedCostEnv([12.0]), lambda: ScriptedCostEnv([0.0])]))
+    values = []
+    for k in range(rounds):
+        model.learn(2 * EP_LEN, reset_num_timesteps=k == 0)
+        values.append(float(model.lagrange.value))
+    return model, values
+
+
 def test_lambda_rises_while_the_episode_cost_exceeds_the_limit_and_falls_to_zero_below_it() -> None:
     # cost 12 > 4: + 0.5 * (12 - 4) / 4 = +1 per episode; cost 0: 0.5 * (0 - 4) / 4 = -0.5, projected at 0
     model = make_model(ScriptedCostEnv([12.0, 12.0, 0.0, 0.0, 0.0, 0.0, 0.0]))
@@ -154,12 +164,7 @@ def test_lambda_delay_holds_the_multiplier_for_the_first_env_steps() -> None:
 
 def test_every_env_of_a_vecenv_takes_one_step_per_finished_episode() -> None:
     # env 0 costs 12 (+1), env 1 costs 0 (-0.5); both finish together, in the VecEnv's order
-    venv = DummyVecEnv([lambda: ScriptedCostEnv([12.0]), lambda: ScriptedCostEnv([0.0])])
-    model = make_model(venv)
-    values = []
-    for k in range(3):
-        model.learn(2 * EP_LEN, reset_num_timesteps=k == 0)
-        values.append(float(model.lagrange.value))
+    model, values = lambdas_per_vec_round(make_model, 3)
     assert values == [0.5, 1.0, 1.5]
     assert list(model.ep_cost_buffer) == [12.0, 0.0] * 3
 
@@ -330,12 +335,7 @@ def test_episodes_started_during_warm_up_are_not_deterministic() -> None:
 
 def test_each_env_of_a_vecenv_alternates_on_its_own() -> None:
     # env 0 costs 12, env 1 costs 0: both play their 2nd, 4th, ... episodes deterministically, together
-    venv = DummyVecEnv([lambda: ScriptedCostEnv([12.0]), lambda: ScriptedCostEnv([0.0])])
-    model = deterministic_model(venv)
-    values = []
-    for k in range(4):
-        model.learn(2 * EP_LEN, reset_num_timesteps=k == 0)
-        values.append(float(model.lagrange.value))
+    model, values = lambdas_per_vec_round(deterministic_model, 4)
     assert values == [0.0, 0.5, 0.5, 1.0]  # +1 - 0.5 per deterministic pair
     assert [c for c, _ in model.det_ep_buffer] == [12.0, 0.0, 12.0, 0.0]
 
