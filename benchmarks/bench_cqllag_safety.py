@@ -399,6 +399,10 @@ def main() -> None:
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--output", default=str(RESULTS / "cqllag_safety.md"))
     args = parser.parse_args()
+    if args.select_best_deterministic and not (
+        args.lambda_source == "deterministic_episode_cost" or (args.deterministic_every or 0) > 0
+    ):
+        parser.error("--select-best-deterministic needs deterministic episodes: --deterministic-every k > 0")
     if args.lambda_lr is None:
         args.lambda_lr = 3e-3 if args.lambda_source == "critic" else 0.05
     torch.set_num_threads(args.threads)

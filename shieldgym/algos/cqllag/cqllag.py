@@ -718,11 +718,13 @@ class CQLLag(OffPolicyAlgorithm):
         """Put :attr:`best_deterministic` (the best frozen copy that met ``cost_limit``) into the actor.
 
         Returns its record without the weights (``return``, ``cost``, ``episodes``, ``num_timesteps``).
-        Raises ``ValueError`` if no deterministic episodes were played or none met the limit.
+        Raises ``ValueError`` if no deterministic episodes were played or none met the limit (an episode's
+        return comes from SB3's ``Monitor``: a VecEnv without ``VecMonitor`` gives no returns, so no copy is kept).
         """
         if self.best_deterministic is None:
             raise ValueError(
-                "no deterministic training episode met the cost limit (or none was played: set deterministic_every > 0)."
+                "no deterministic training episode met the cost limit (or none was played: set deterministic_every > 0; "
+                "or their returns are unknown: wrap a VecEnv in VecMonitor)."
             )
         load_trainable_state(self.actor, self.best_deterministic["actor_state"])
         return {key: value for key, value in self.best_deterministic.items() if key != "actor_state"}
