@@ -144,6 +144,16 @@ def test_error_clip_makes_rises_and_falls_equally_fast() -> None:
     assert lambdas_per_episode(pid, 2) == [1.0 + 0.5, 1.0 + 1.0]  # delta clipped to 2: kp 2 * 0.5 + ki I
 
 
+def test_lambda_lr_down_lowers_lambda_faster_than_it_rose() -> None:
+    # cost 12 against d = 4: +0.5 * 8 / 4 = +1; cost 0: -1.5 * 4 / 4 = -1.5, projected at 0
+    model = make_model(ScriptedCostEnv([12.0, 12.0, 0.0, 12.0, 0.0, 0.0]), lambda_lr_down=1.5)
+    assert lambdas_per_episode(model, 6) == [1.0, 2.0, 0.5, 1.5, 0.0, 0.0]
+    with pytest.raises(ValueError, match="lambda_lr_down applies to plain dual ascent"):
+        make_model(ScriptedCostEnv([0.0]), lambda_lr_down=1.0, pid_lagrangian=dict(ki=0.5))
+    with pytest.raises(ValueError, match="lambda_lr_down must be a finite number > 0"):
+        make_model(ScriptedCostEnv([0.0]), lambda_lr_down=-1.0)
+
+
 def test_lambda_delay_holds_the_multiplier_for_the_first_env_steps() -> None:
     # no dual step for the episodes that end within the first 2 * EP_LEN env steps, then +1 per costly episode
     model = make_model(ScriptedCostEnv([12.0]), lambda_delay_steps=2 * EP_LEN, lambda_init=0.25)
@@ -217,12 +227,14 @@ def test_normalised_actor_loss_divides_the_lagrangian_by_one_plus_lambda() -> No
 
 
 def test_options_survive_save_and_load(tmp_path: Path) -> None:
-    model = make_model(ScriptedCostEnv([12.0]), normalise_actor_loss=True, lambda_error_clip=5.0, lambda_delay_steps=1)
+    model = make_model(
+        ScriptedCostEnv([12.0]), normalise_actor_loss=True, lambda_error_clip=5.0, lambda_delay_steps=1, lambda_lr_down=0.75
+    )
     model.learn(2 * EP_LEN)
     model.save(tmp_path / "m")
     loaded = CQLLag.load(tmp_path / "m", env=ScriptedCostEnv([12.0]), device="cpu")
     assert loaded.lambda_source == "episode_cost" and loaded.normalise_actor_loss and loaded.lambda_lr == 0.5
-    assert loaded.lambda_delay_steps == 1 and loaded.lagrange.error_clip == 5.0
+    assert loaded.lambda_delay_steps == 1 and loaded.lagrange.error_clip == 5.0 and loaded.lagrange.lr_down == 0.75
     assert float(loaded.lagrange.value) == float(model.lagrange.value) == 2.0
     loaded.learn(EP_LEN, reset_num_timesteps=False)
     assert float(loaded.lagrange.value) == 3.0

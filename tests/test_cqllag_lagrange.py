@@ -30,6 +30,17 @@ def test_error_clip_bounds_each_step_both_ways() -> None:
     assert "error_clip=2.0" in repr(lag)
 
 
+def test_lr_down_sets_the_size_of_the_falling_steps_only() -> None:
+    lag = LagrangeMultiplier(limit=1.0, lr=0.5, lr_down=2.0)
+    # errors +2, +1: steps +1, +0.5; errors -1: steps -2 (projected at 0); then up again at lr
+    assert run(lag, [3.0, 2.0, 0.0, 3.0, 0.5, 0.0]) == [1.0, 1.5, 0.0, 1.0, 0.0, 0.0]
+    tensor = LagrangeMultiplier(limit=1.0, lr=0.5, lr_down=2.0)
+    assert [float(tensor.update(torch.tensor(c))) for c in [3.0, 2.0, 0.0, 3.0, 0.5, 0.0]] == run(
+        LagrangeMultiplier(limit=1.0, lr=0.5, lr_down=2.0), [3.0, 2.0, 0.0, 3.0, 0.5, 0.0]
+    )
+    assert LagrangeMultiplier(limit=1.0, lr=0.5).lr_down == 0.5 and "lr_down=2.0" in repr(lag)
+
+
 def test_tensor_updates_match_float_updates() -> None:
     a, b = LagrangeMultiplier(limit=1.0, lr=0.1), LagrangeMultiplier(limit=1.0, lr=0.1)
     costs = [4.0, 0.2, 3.5, 0.0]
@@ -78,6 +89,8 @@ def test_discounted_cost_limit_formula() -> None:
         (dict(limit=1.0, lr=0.1, init=2.0, max_value=1.0), "lambda_max"),
         (dict(limit=1.0, lr=0.1, error_clip=-1.0), "lambda_error_clip"),
         (dict(limit=1.0, lr=0.1, error_clip=float("inf")), "lambda_error_clip"),
+        (dict(limit=1.0, lr=0.1, lr_down=0.0), "lambda_lr_down"),
+        (dict(limit=1.0, lr=0.1, lr_down=float("nan")), "lambda_lr_down"),
     ],
 )
 def test_bad_arguments_are_named(kwargs: dict, match: str) -> None:

@@ -151,6 +151,10 @@ class CQLLag(OffPolicyAlgorithm):
             With ``"episode_cost"`` the error ``(C - d) / d`` is at least -1 but unbounded above, so one
             episode at ``C = 10 d`` raises ``lambda`` as much as nine safe episodes lower it; ``c = 1`` makes
             rises and falls equally fast. Default: no clip.
+        lambda_lr_down: optional dual step size of the steps that lower ``lambda`` (a negative error: the
+            constraint is met); default ``lambda_lr``. A larger value lets ``lambda`` come back down after a
+            costly stretch faster than it rose, so one bad stretch mid-training does not hold the policy
+            back for the rest of the run. Not with ``pid_lagrangian`` (its gains set its steps).
         lambda_delay_steps: online, the multiplier takes no step up to this env step (episodes ending at it
             included; ``lambda`` stays at ``lambda_init``), so the policy first learns the task and the costly
             exploration of the first steps does not drive ``lambda`` up. Default 0.
@@ -228,6 +232,7 @@ class CQLLag(OffPolicyAlgorithm):
         pid_lagrangian: dict[str, float] | None = None,
         lambda_source: Literal["critic", "episode_cost", "deterministic_episode_cost"] = "critic",
         lambda_error_clip: float | None = None,
+        lambda_lr_down: float | None = None,
         lambda_delay_steps: int = 0,
         deterministic_every: int | None = None,
         deterministic_repeats: int = 1,
@@ -298,6 +303,9 @@ class CQLLag(OffPolicyAlgorithm):
         self.lambda_init, self.lambda_max = lambda_init, lambda_max
         self.pid_lagrangian = pid_lagrangian
         self.lambda_error_clip = lambda_error_clip
+        if lambda_lr_down is not None and pid_lagrangian is not None:
+            raise ValueError("lambda_lr_down applies to plain dual ascent; the PID Lagrangian's gains set its steps.")
+        self.lambda_lr_down = lambda_lr_down
         self.lambda_delay_steps = _integer("lambda_delay_steps", lambda_delay_steps, 0)
         if deterministic_every is None:
             deterministic_every = 2 if lambda_source == "deterministic_episode_cost" else 0
@@ -401,6 +409,7 @@ class CQLLag(OffPolicyAlgorithm):
                 init=self.lambda_init,
                 max_value=self.lambda_max,
                 error_clip=self.lambda_error_clip,
+                lr_down=self.lambda_lr_down,
             )
         self.lagrange.to(self.device)
 

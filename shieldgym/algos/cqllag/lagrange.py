@@ -71,6 +71,9 @@ class LagrangeMultiplier(nn.Module):
             measured episode cost ``C >= 0`` and ``scale = d`` the error is at least -1, but unbounded above:
             one very costly episode moves ``lambda`` up as much as many safe ones move it down. ``c = 1``
             makes the step symmetric.
+        lr_down: optional step size of the steps with a negative error (constraint met, ``lambda`` falls);
+            default ``lr``. ``lr_down > lr`` lets ``lambda`` come back down from a costly stretch faster than
+            it went up.
 
     ``update`` takes a float or a 0-dim tensor and performs no host synchronisation for tensors.
     """
@@ -84,10 +87,13 @@ class LagrangeMultiplier(nn.Module):
         init: float = 0.0,
         max_value: float | None = None,
         error_clip: float | None = None,
+        lr_down: float | None = None,
     ) -> None:
         super().__init__()
         if not (math.isfinite(lr) and lr > 0):
             raise ValueError(f"lambda_lr must be a finite number > 0, got {lr!r}.")
+        if lr_down is not None and not (math.isfinite(lr_down) and lr_down > 0):
+            raise ValueError(f"lambda_lr_down must be a finite number > 0, got {lr_down!r}.")
         if not (math.isfinite(init) and init >= 0):
             raise ValueError(f"lambda_init must be a finite number >= 0, got {init!r}.")
         if max_value is not None and not max_value >= init:
@@ -96,6 +102,7 @@ class LagrangeMultiplier(nn.Module):
             raise ValueError(f"lambda_error_clip must be a finite number > 0, got {error_clip!r}.")
         self.limit, self.lr, self.max_value = float(limit), float(lr), max_value
         self.error_clip = None if error_clip is None else float(error_clip)
+        self.lr_down = self.lr if lr_down is None else float(lr_down)
         self.register_buffer("value", torch.tensor(float(init), dtype=torch.float64))
 
     def _clip(self, x: torch.Tensor) -> torch.Tensor:
@@ -120,11 +127,16 @@ class LagrangeMultiplier(nn.Module):
             scale: the error is divided by it, ``lambda <- max(0, lambda + lr * (J_c - d) / scale)``, so
                 the step size does not depend on the cost's units (e.g. ``scale = max(d, 1)``).
         """
-        self.value.copy_(self._clip(self.value + self.lr * self._error(cost_estimate, limit, scale)))
+        error = self._error(cost_estimate, limit, scale)
+        step = error * self.lr if self.lr_down == self.lr else torch.where(error < 0, error * self.lr_down, error * self.lr)
+        self.value.copy_(self._clip(self.value + step))
         return self.value
 
     def extra_repr(self) -> str:
-        return f"limit={self.limit}, lr={self.lr}, max_value={self.max_value}, error_clip={self.error_clip}"
+        return (
+            f"limit={self.limit}, lr={self.lr}, lr_down={self.lr_down}, max_value={self.max_value}, "
+            f"error_clip={self.error_clip}"
+        )
 
 
 class PIDLagrangeMultiplier(LagrangeMultiplier):
