@@ -96,6 +96,7 @@ def build(algo: str, env: gym.Env, seed: int, args: argparse.Namespace) -> Any:
         cost_reduce=args.cost_reduce,
         lambda_max=args.lambda_max,
         lambda_error_clip=args.lambda_error_clip,
+        lambda_lr_down=args.lambda_lr_down,
         lambda_delay_steps=args.lambda_delay,
         deterministic_every=args.deterministic_every,
         deterministic_repeats=args.deterministic_repeats,
@@ -365,6 +366,9 @@ def main() -> None:
     parser.add_argument(
         "--lambda-error-clip", type=float, default=None, help="online: clip the multiplier's normalised error to [-c, c]"
     )
+    parser.add_argument(
+        "--lambda-lr-down", type=float, default=None, help="online: dual step size when lambda falls (default: --lambda-lr)"
+    )
     parser.add_argument("--lambda-delay", type=int, default=0, help="online: env steps before lambda's first dual step")
     parser.add_argument(
         "--target-entropy",
@@ -503,7 +507,7 @@ def write_report(
         f"{args.n_actions} CQL actions per proposal, online alpha_cql={args.alpha_cql}, beta_cql={args.beta_cql}, "
         f"lambda_lr={args.lambda_lr}, lambda_init={args.lambda_init}, lambda_source={args.lambda_source}, "
         f"cost_reduce={args.cost_reduce}, lambda_max={args.lambda_max}, PID (kp, ki, kd)={args.pid}, "
-        f"lambda_error_clip={args.lambda_error_clip}, lambda_delay={args.lambda_delay}, "
+        f"lambda_error_clip={args.lambda_error_clip}, lambda_lr_down={args.lambda_lr_down}, lambda_delay={args.lambda_delay}, "
         f"deterministic_every={args.deterministic_every}, deterministic_repeats={args.deterministic_repeats}, "
         f"select_best_deterministic={args.select_best_deterministic}, CQLLag gradient steps per env step="
         f"{args.gradient_steps}, "
