@@ -23,10 +23,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch
 
+from shieldgym.backup import LidarPlanningBackup
 from shieldgym.report import format_table, machine_header, machine_info, plot_summary
 from shieldgym.shield_eval import (
     POINT_GOAL_BACKUP_CRITIC,
     POINT_GOAL_BRANCHED,
+    POINT_GOAL_NAVIGATION,
     SHIELD_CONFIGS,
     ShieldEvalResult,
     run_shield_eval,
@@ -102,8 +104,7 @@ def describe(result: ShieldEvalResult) -> str:
     elif result.calibration is None:
         calib_line = (
             f"- threshold: fixed at {result.threshold:.3f} (chosen on tuning runs with reset seeds "
-            f"{TUNING_SEEDS}, disjoint from the evaluation seeds below; a conformal threshold on 'a cost within "
-            f"{c.label_horizon} steps' labels does not fit a critic of the cost under the backup, see docs/shield.md)"
+            f"{TUNING_SEEDS}, disjoint from the evaluation seeds below; see docs/shield.md, Recorded results)"
         )
     else:
         calib_line = (
@@ -113,12 +114,20 @@ def describe(result: ShieldEvalResult) -> str:
             f"calibration, {cal.get('n_unsafe_heldout', '-')} held-out); safe actions passed "
             f"{cal.get('safe_pass_rate_heldout', float('nan')):.3f}"
         )
-    backup_line = (
-        f"- backup: {c.backup} {dict(c.backup_kwargs)} (task-specific: goal lidar pull, hazard-lidar repulsion with "
-        "swirl, brake when closing faster than it can stop; see `LidarNavigationBackup`)"
-        if c.backup == "lidar_navigation"
-        else f"- backup: {c.backup} over {c.n_candidates} candidates (brake action and shrunk proposals included)"
-    )
+    if c.backup == "lidar_navigation":
+        backup_line = (
+            f"- backup: {c.backup} {dict(c.backup_kwargs)} (task-specific: goal lidar pull, hazard-lidar repulsion with "
+            "swirl, brake when closing faster than it can stop; see `LidarNavigationBackup`)"
+        )
+    elif c.backup == "lidar_planning":
+        n_candidates = LidarPlanningBackup(range(28, 44), range(12, 28), (3, 4), 8, **dict(c.backup_kwargs)).psi.size
+        backup_line = (
+            f"- backup: {c.backup} {dict(c.backup_kwargs)} (task-specific: hazards and goal decoded from the lidars, a "
+            f"point-mass model of the robot rolled out over {n_candidates} candidate headings and thrusts, each followed by "
+            "braking, scored on the cost-to-go to the goal around the hazards; see `LidarPlanningBackup`)"
+        )
+    else:
+        backup_line = f"- backup: {c.backup} over {c.n_candidates} candidates (brake action and shrunk proposals included)"
     lines = [
         f"### {c.env_id}",
         "",
@@ -132,7 +141,7 @@ def describe(result: ShieldEvalResult) -> str:
             else ""
         )
         + f"{1 - c.calib_fraction:.0%} of the episodes fit the critic, "
-        + ("the rest calibrate it" if result.calibration is not None or c.branches is None else "the rest are not used"),
+        + ("the rest calibrate it" if result.calibration is not None else "the rest are not used (fixed threshold)"),
         critic_line,
         calib_line,
         backup_line,
@@ -155,6 +164,11 @@ def main() -> None:
         "--eval-seed", type=int, default=30_000, help="first evaluation reset seed (never used while tuning the settings)"
     )
     parser.add_argument(
+        "--pointgoal-navigation",
+        action="store_true",
+        help="PointGoal1 with the previous default POINT_GOAL_NAVIGATION (the potential-field navigation backup)",
+    )
+    parser.add_argument(
         "--pointgoal-backup-critic",
         action="store_true",
         help="PointGoal1 with the alternative settings POINT_GOAL_BACKUP_CRITIC (critic of the cost under a backup)",
@@ -172,6 +186,8 @@ def main() -> None:
     results: list[ShieldEvalResult] = []
     for task in args.tasks:
         quick = dict(collect_episodes=4, fit_steps=50) if args.quick else {}
+        if args.pointgoal_navigation and task == "SafetyPointGoal1-v0":
+            quick = {**POINT_GOAL_NAVIGATION, **quick}
         if args.pointgoal_backup_critic and task == "SafetyPointGoal1-v0":
             quick = {**POINT_GOAL_BACKUP_CRITIC, **quick}
         if args.pointgoal_branched and task == "SafetyPointGoal1-v0":

@@ -44,6 +44,7 @@ __all__ = [
     "POINT_GOAL_BACKUP_CRITIC",
     "POINT_GOAL_BRANCHED",
     "POINT_GOAL_FEATURES",
+    "POINT_GOAL_NAVIGATION",
     "SHIELD_CONFIGS",
     "TASK_POLICIES",
     "FeatureCritic",
@@ -203,7 +204,8 @@ class ShieldEvalConfig:
         target_rate: calibration target (fraction of unsafe actions passed).
         threshold: fixed threshold instead of calibrating (``None``: calibrate).
         backup: ``"closest_safe"`` / ``"min_risk"`` (:class:`~shieldgym.backup.MinRiskBackup`), ``"brake"``,
-            ``"lidar_navigation"`` (:class:`~shieldgym.backup.LidarNavigationBackup`, Safety-Gymnasium goal tasks) or
+            ``"lidar_navigation"`` (:class:`~shieldgym.backup.LidarNavigationBackup`, Safety-Gymnasium goal tasks),
+            ``"lidar_planning"`` (:class:`~shieldgym.backup.LidarPlanningBackup`, Safety-Gymnasium point goal tasks) or
             ``"guided_navigation"`` (:class:`~shieldgym.backup.recovery.GuidedNavigationBackup` around that navigation
             backup: the action closest to the proposal that the critic passes; the data and the branches use the plain
             navigation backup).
@@ -239,7 +241,9 @@ class ShieldEvalConfig:
     label_horizon: int = 3
     target_rate: float = 0.2
     threshold: float | None = None
-    backup: Literal["closest_safe", "min_risk", "brake", "lidar_navigation", "guided_navigation"] = "closest_safe"
+    backup: Literal["closest_safe", "min_risk", "brake", "lidar_navigation", "guided_navigation", "lidar_planning"] = (
+        "closest_safe"
+    )
     backup_kwargs: tuple[tuple[str, Any], ...] = ()
     reference_backup: bool = False
     n_candidates: int = 32
@@ -277,7 +281,8 @@ class ShieldEvalResult:
 POINT_GOAL_FEATURES: tuple[int, ...] = tuple(range(3, 9)) + tuple(range(28, 44))
 
 # Settings of the recorded shield benchmark per task (benchmarks/bench_shield_safety.py and `shieldgym
-# benchmark` use these). PointGoal1's fixed threshold was chosen on reset seeds 20000..20009.
+# benchmark` use these). PointGoal1: the planning backup (LidarPlanningBackup, default options); its fixed threshold
+# 0.15 was chosen among 0.3, 0.2, 0.15 and 0.1 on reset seeds 20000..20019.
 SHIELD_CONFIGS: dict[str, dict[str, Any]] = {
     "SafetyPointGoal1-v0": dict(
         collect_episodes=40,
@@ -287,13 +292,12 @@ SHIELD_CONFIGS: dict[str, dict[str, Any]] = {
         conservative_weight=0.0,
         label_horizon=10,
         target_rate=0.1,
-        threshold=0.4,
+        threshold=0.15,
         next_action="data",
         fit_steps=4_000,
         critic_features="hazard_margin",
         feature_index=(*POINT_GOAL_FEATURES, 60, 61, 62),
-        backup="lidar_navigation",
-        backup_kwargs=(("influence", 0.6), ("repulsion", 2.0), ("swirl", 1.0)),
+        backup="lidar_planning",
         reference_backup=True,
     ),
     "SafetyBallCircle-v0": dict(
@@ -307,13 +311,23 @@ SHIELD_CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
+# The previous PointGoal1 default (`bench_shield_safety.py --pointgoal-navigation`): the same critic with the
+# potential-field navigation backup (LidarNavigationBackup) and threshold 0.4, chosen on reset seeds 20000..20009.
+POINT_GOAL_NAVIGATION: dict[str, Any] = dict(
+    threshold=0.4,
+    backup="lidar_navigation",
+    backup_kwargs=(("influence", 0.6), ("repulsion", 2.0), ("swirl", 1.0)),
+)
+
+
 # An alternative for PointGoal1 (`bench_shield_safety.py --pointgoal-backup-critic`): the critic is the cost
 # of an action followed by a cautious reference backup (it brakes whenever the closing speed cannot be
 # stopped), fitted on data in which that backup takes over at random times; the shield's own backup brakes
 # only with the hazard ahead or behind (within ~45 degrees), slides around hazards and walls of two hazards,
 # and leaves a hazard it is in straight away. Threshold and backup options chosen on reset seeds 20000..20019.
-# It keeps more of the return than the default but cuts less of the cost (docs/shield.md, Recorded results).
+# It keeps more of the return than the navigation setting but cuts less of the cost (docs/shield.md, Recorded results).
 POINT_GOAL_BACKUP_CRITIC: dict[str, Any] = dict(
+    backup="lidar_navigation",
     takeover_prob=0.03,
     takeover_steps=(5, 30),
     critic_backup_kwargs=(("influence", 0.6), ("repulsion", 2.0), ("swirl", 1.0)),
@@ -341,6 +355,7 @@ POINT_GOAL_BACKUP_CRITIC: dict[str, Any] = dict(
 POINT_GOAL_BRANCHED: dict[str, Any] = dict(
     branches=BranchConfig(hold=5, horizon=25, gamma=0.95, n_random=4, near=1.0, near_prob=0.1, far_prob=0.005),
     threshold=0.3,
+    backup="lidar_navigation",
     backup_kwargs=POINT_GOAL_BACKUP_CRITIC["backup_kwargs"],
 )
 
@@ -482,8 +497,13 @@ def _make_backup(
     """The backup ``config`` names (``kwargs``: the navigation options instead of ``config.backup_kwargs``;
     ``guided=False``: the plain navigation backup of ``"guided_navigation"``, which acts without a critic)."""
     from shieldgym.backup import BrakeBackup, MinRiskBackup
+    from shieldgym.backup.planning import LidarPlanningBackup
     from shieldgym.backup.recovery import GuidedNavigationBackup, LidarNavigationBackup
 
+    if config.backup == "lidar_planning":
+        # SafetyPointGoal's flat observation: velocimeter 3:6 (yaw rate: gyro 8), goal lidar 12:28, hazards lidar 28:44
+        options = dict(config.backup_kwargs if kwargs is None else kwargs)
+        return LidarPlanningBackup(range(28, 44), range(12, 28), (3, 4), 8, **options)
     if config.backup in ("lidar_navigation", "guided_navigation"):
         # SafetyPointGoal's flat observation: velocimeter 3:6, goal lidar 12:28, hazards lidar 28:44
         options = dict(config.backup_kwargs if kwargs is None else kwargs)

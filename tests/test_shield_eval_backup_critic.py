@@ -192,16 +192,33 @@ def test_the_critics_reference_backup_can_differ_from_the_shields() -> None:
 
 
 def test_point_goal_alternative_settings_override_the_default() -> None:
-    from shieldgym.shield_eval import POINT_GOAL_BACKUP_CRITIC, SHIELD_CONFIGS, _make_backup, shield_config
+    from shieldgym.backup import LidarNavigationBackup, LidarPlanningBackup
+    from shieldgym.shield_eval import (
+        POINT_GOAL_BACKUP_CRITIC,
+        POINT_GOAL_BRANCHED,
+        POINT_GOAL_NAVIGATION,
+        SHIELD_CONFIGS,
+        _make_backup,
+        shield_config,
+    )
 
     default = shield_config("SafetyPointGoal1-v0")
     alternative = shield_config("SafetyPointGoal1-v0", **POINT_GOAL_BACKUP_CRITIC)
-    assert (default.next_action, default.threshold, default.takeover_prob) == ("data", 0.4, 0.0)
+    assert (default.next_action, default.threshold, default.takeover_prob, default.backup) == (
+        "data",
+        0.15,
+        0.0,
+        "lidar_planning",
+    )
     assert (alternative.next_action, alternative.threshold, alternative.takeover_prob) == ("backup", 0.1, 0.03)
     # everything the alternative does not set comes from the default
     for key in set(SHIELD_CONFIGS["SafetyPointGoal1-v0"]) - set(POINT_GOAL_BACKUP_CRITIC):
         assert getattr(alternative, key) == getattr(default, key), key
     env = gym.make("Pendulum-v1")
+    assert isinstance(_make_backup(default, env), LidarPlanningBackup)
+    # every alternative names the navigation backup its options belong to
+    for settings in (POINT_GOAL_NAVIGATION, POINT_GOAL_BACKUP_CRITIC, POINT_GOAL_BRANCHED):
+        assert isinstance(_make_backup(shield_config("SafetyPointGoal1-v0", **settings), env), LidarNavigationBackup)
     backup = _make_backup(alternative, env)
     assert (backup.swirl, backup.brake_cone, backup.escape) == (2.0, 0.7, True)
     reference = _make_backup(alternative, env, alternative.critic_backup_kwargs)
