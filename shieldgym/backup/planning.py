@@ -37,6 +37,7 @@ import numpy as np
 
 from shieldgym.backup._planner import plan_scores
 from shieldgym.backup.base import BackupPolicy
+from shieldgym.backup.recovery import check_drive_axes
 from shieldgym.critics.protocol import Critic
 
 __all__ = ["LidarPlanningBackup", "decode_lidar"]
@@ -191,12 +192,7 @@ class LidarPlanningBackup(BackupPolicy):
         )
 
     def bind(self, action_space: gym.Space, critic: Critic | None, threshold: float | None = None) -> None:
-        if not isinstance(action_space, gym.spaces.Box) or action_space.shape is None or len(action_space.shape) != 1:
-            raise TypeError(f"LidarPlanningBackup needs a 1-D Box action space, got {action_space!r}.")
-        size = action_space.shape[0]
-        for name, axis in (("forward_axis", self.forward_axis), ("turn_axis", self.turn_axis)):
-            if not 0 <= axis < size:
-                raise ValueError(f"{name}={axis} is outside an action of {size} entries.")
+        check_drive_axes(self, action_space)
         super().bind(action_space, critic, threshold)
 
     def _controls(self, psi: float, thrust: float) -> tuple[float, float]:

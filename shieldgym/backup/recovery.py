@@ -33,6 +33,17 @@ from shieldgym.critics.protocol import Critic
 __all__ = ["GuidedNavigationBackup", "LidarNavigationBackup", "LidarRetreatBackup"]
 
 
+def check_drive_axes(backup: Any, action_space: gym.Space) -> None:
+    """Refuse an action space that is not a 1-D ``Box`` holding ``backup.forward_axis`` and ``backup.turn_axis``."""
+    owner = type(backup).__name__
+    if not isinstance(action_space, gym.spaces.Box) or action_space.shape is None or len(action_space.shape) != 1:
+        raise TypeError(f"{owner} needs a 1-D Box action space, got {action_space!r}.")
+    size = action_space.shape[0]
+    for name, axis in (("forward_axis", backup.forward_axis), ("turn_axis", backup.turn_axis)):
+        if not 0 <= axis < size:
+            raise ValueError(f"{name}={axis} is outside an action of {size} entries.")
+
+
 def _wrap(angle: float) -> float:
     """``angle`` wrapped into ``(-pi, pi]``."""
     return float(np.pi - (np.pi - angle) % (2.0 * np.pi))
@@ -97,12 +108,7 @@ class LidarRetreatBackup(BackupPolicy):
         self.bin_angles = (np.arange(n) + 0.5) * 2.0 * np.pi / n
 
     def bind(self, action_space: gym.Space, critic: Critic | None, threshold: float | None = None) -> None:
-        if not isinstance(action_space, gym.spaces.Box) or action_space.shape is None or len(action_space.shape) != 1:
-            raise TypeError(f"LidarRetreatBackup needs a 1-D Box action space, got {action_space!r}.")
-        size = action_space.shape[0]
-        for name, axis in (("forward_axis", self.forward_axis), ("turn_axis", self.turn_axis)):
-            if not 0 <= axis < size:
-                raise ValueError(f"{name}={axis} is outside an action of {size} entries.")
+        check_drive_axes(self, action_space)
         super().bind(action_space, critic, threshold)
 
     def heading(self, obs: Any, proposed: Any = None) -> tuple[float, float] | None:
