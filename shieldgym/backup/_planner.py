@@ -29,7 +29,16 @@ except ImportError:  # pragma: no cover - exercised only without the fast extra
         return fn
 
 
-__all__ = ["navigation_grid", "plan_scores"]
+__all__ = ["heading_control", "navigation_grid", "plan_scores"]
+
+
+@_jit
+def heading_control(psi: float, heading: float, thrust: float, turn_gain: float, align: float) -> tuple[float, float]:
+    """``(force, rotation)`` that turn ``heading`` towards ``psi`` (radians): ``rotation = clip(turn_gain * error, -1,
+    1)`` with the error wrapped into ``(-pi, pi]``, and ``force = thrust`` once ``cos(error) >= align`` (0 before)."""
+    err = math.pi - (math.pi - (psi - heading)) % (2.0 * math.pi)
+    rotation = min(max(turn_gain * err, -1.0), 1.0)
+    return (thrust if math.cos(err) >= align else 0.0), rotation
 
 
 @_jit
@@ -125,10 +134,7 @@ def plan_scores(
         end_x, end_y = 0.0, 0.0
         for t in range(horizon + brake_steps):
             if t < horizon:
-                err = psi[k] - heading
-                err = math.pi - (math.pi - err) % (2.0 * math.pi)
-                rotation = min(max(turn_gain * err, -1.0), 1.0)
-                force = thrust[k] if math.cos(err) >= align else 0.0
+                force, rotation = heading_control(psi[k], heading, thrust[k], turn_gain, align)
             else:  # brake: against the velocity's component along the heading, heading held
                 along = vx * math.cos(heading) + vy * math.sin(heading)
                 force = -min(max(along / (2.0 * gain), -1.0), 1.0)

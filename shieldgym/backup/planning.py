@@ -17,8 +17,9 @@ Each call
    ``horizon`` steps, then brake for ``brake_steps`` (so a candidate only passes if the robot can still stop
    clear of the hazards at its end), for every ``psi`` of ``n_headings`` and ``f`` of ``thrusts``;
 3. scores each rollout: any step within ``radius + clearance`` of a hazard costs ``collision_weight`` per
-   step and per metre of intrusion; the rest is the progress towards the goal at the end of the drive
-   (a goal reached on the way counts as reached);
+   step and per metre of intrusion; the rest is the progress, at the end of the drive, along a cost-to-go to
+   the goal computed around the hazards (Dijkstra on a grid of ``grid_cell`` metres; a goal reached on the
+   way counts as reached, earlier is better);
 4. returns the first action of the best candidate: ``force = f`` while the heading is within
    ``arccos(align)`` of ``psi`` (0 before), ``rotation = clip(turn_gain * (psi - heading), -1, 1)``.
 
@@ -35,7 +36,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from shieldgym.backup._planner import plan_scores
+from shieldgym.backup._planner import heading_control, plan_scores
 from shieldgym.backup.base import BackupPolicy
 from shieldgym.backup.recovery import check_drive_axes
 from shieldgym.critics.protocol import Critic
@@ -195,11 +196,6 @@ class LidarPlanningBackup(BackupPolicy):
         check_drive_axes(self, action_space)
         super().bind(action_space, critic, threshold)
 
-    def _controls(self, psi: float, thrust: float) -> tuple[float, float]:
-        """The heading controller's first ``(force, rotation)`` towards the robot-relative heading ``psi``."""
-        error = float(np.pi - (np.pi - psi) % (2.0 * np.pi))
-        return (thrust if np.cos(error) >= self.align else 0.0), float(np.clip(self.turn_gain * error, -1.0, 1.0))
-
     def decode(self, obs: Any) -> tuple[np.ndarray, np.ndarray]:
         """The hazards ``(h, 2)`` and the goal ``(2,)`` (NaN when none is seen) in the robot frame, from ``obs``."""
         flat = np.asarray(obs, dtype=np.float64).reshape(-1)
@@ -237,7 +233,8 @@ class LidarPlanningBackup(BackupPolicy):
             raise RuntimeError("LidarPlanningBackup is not bound to an action space: call bind(action_space, critic) first.")
         best = int(np.argmax(self.scores(obs)))
         action = np.zeros(space.shape, dtype=np.float64)
-        action[self.forward_axis], action[self.turn_axis] = self._controls(float(self.psi[best]), float(self.thrust[best]))
+        force, rotation = heading_control(float(self.psi[best]), 0.0, float(self.thrust[best]), self.turn_gain, self.align)
+        action[self.forward_axis], action[self.turn_axis] = force, rotation
         return np.clip(action, space.low, space.high).astype(space.dtype)
 
     def __repr__(self) -> str:
