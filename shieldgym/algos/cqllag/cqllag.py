@@ -178,7 +178,9 @@ class CQLLag(OffPolicyAlgorithm):
             ``bc_weight * E[||a_pi - a_data||^2]`` with actions in ``[-1, 1]``, which keeps an offline policy
             near the data's actions; 0 (default) disables it.
         alpha_cql: weight of the reward-side CQL penalty (initial value when auto-tuned; 0 = SAC critic).
-        beta_cql: weight of the cost-side CQL penalty.
+        beta_cql: weight of the cost-side CQL penalty. With both weights 0 and neither tuned (the usual
+            online setting, a Lagrangian SAC) the proposal actions are not drawn at all: each update
+            evaluates the critics on the batch's actions only, and the penalties log as 0.
         cql_alpha_threshold / cql_beta_threshold: if set, the weight is tuned by dual gradient descent so
             the per-critic penalty stays near this threshold (CQL(H) "with Lagrange").
         cql_n_actions: ``N`` proposal actions per state and proposal (uniform, pi(s), pi(s')).
@@ -462,13 +464,20 @@ class CQLLag(OffPolicyAlgorithm):
         self.logger.record("train/trainable_params", self.trainable_params)
         self.logger.record("train/trainable_fraction", self.trainable_fraction)
 
-    def _sample_actions(self, obs: PyTorchObs, next_obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
-        """``N`` reparameterised squashed-Gaussian samples at ``s`` and ``s'`` from one actor pass each.
+    @property
+    def uses_cql_penalties(self) -> bool:
+        """Whether an update computes the CQL penalties: ``False`` only with both weights 0 and neither tuned."""
+        tuned = self.alpha_cql_optimizer is not None or self.beta_cql_optimizer is not None
+        return tuned or self.alpha_cql > 0 or self.beta_cql > 0
 
-        Returns ``(a_s (N, B, A), logp_s (N, B), a_s' (N, B, A), logp_s' (N, B))``; sample 0 at ``s``
+    def _sample_actions(
+        self, obs: PyTorchObs, next_obs: PyTorchObs, n: int
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
+        """``n`` reparameterised squashed-Gaussian samples at ``s`` and ``s'`` from one actor pass each.
+
+        Returns ``(a_s (n, B, A), logp_s (n, B), a_s' (n, B, A), logp_s' (n, B))``; sample 0 at ``s``
         keeps its gradient (it is the actor-loss action).
         """
-        n = self.cql_n_actions
         mean_s, log_std_s, _ = self.actor.get_action_dist_params(obs)
         with th.no_grad():
             mean_n, log_std_n, _ = self.actor.get_action_dist_params(next_obs)
@@ -486,11 +495,12 @@ class CQLLag(OffPolicyAlgorithm):
     def _gradient_step(self, batch: Any, update_target: bool) -> th.Tensor:
         """One CQLLag update; returns the detached scalars named in ``_STAT_NAMES``."""
         n_c, n_act = self.policy.n_critics, self.cql_n_actions
+        cql = self.uses_cql_penalties
         bsz = batch.rewards.shape[0]
         action_dim = batch.actions.shape[-1]
         rewards, costs, dones = batch.rewards.view(-1), batch.costs.view(-1), batch.dones.view(-1)
 
-        a_s, logp_s, a_n, logp_n = self._sample_actions(batch.observations, batch.next_observations)
+        a_s, logp_s, a_n, logp_n = self._sample_actions(batch.observations, batch.next_observations, n_act if cql else 1)
         a_pi, logp_pi = a_s[0], logp_s[0]  # (B, A), (B,) with gradient into the actor
 
         # --- entropy temperature (SAC)
@@ -512,22 +522,27 @@ class CQLLag(OffPolicyAlgorithm):
             y_c = bellman_target(costs, dones, next_q[n_c:], self.gamma, reduce="max")
 
         # --- all critics on [data; uniform; pi(s); pi(s')] actions in ONE ensemble pass; the state part of the
-        # first layer is computed once per state and shared by its 1 + 3N actions
+        # first layer is computed once per state and shared by its 1 + 3N actions. Without penalties: data only.
         features = self.critic.features(batch.observations)  # (B, F)
-        uniform = th.rand((n_act, bsz, action_dim), device=features.device) * 2.0 - 1.0
-        actions = th.cat([batch.actions.unsqueeze(0), uniform, a_s.detach(), a_n.detach()])  # (1 + 3N, B, A)
-        q_all = self.critic.q_values(features, actions)  # (2n, 1 + 3N, B)
-        q_data = q_all[:, 0]  # (2n, B)
-        q_prop = q_all[:, 1:].transpose(1, 2)  # (2n, B, 3N), a view
-        # log mu(a | s) of each proposal: uniform on [-1, 1]^A, and the policy's own densities
-        log_uniform = th.full((n_act, bsz), -action_dim * math.log(2.0), device=features.device)
-        log_density = th.cat([log_uniform, logp_s.detach(), logp_n.detach()]).T  # (B, 3N)
+        q_prop: th.Tensor | None = None
+        log_density: th.Tensor | None = None
+        if cql:
+            uniform = th.rand((n_act, bsz, action_dim), device=features.device) * 2.0 - 1.0
+            actions = th.cat([batch.actions.unsqueeze(0), uniform, a_s.detach(), a_n.detach()])  # (1 + 3N, B, A)
+            q_all = self.critic.q_values(features, actions)  # (2n, 1 + 3N, B)
+            q_data = q_all[:, 0]  # (2n, B)
+            q_prop = q_all[:, 1:].transpose(1, 2)  # (2n, B, 3N), a view
+            # log mu(a | s) of each proposal: uniform on [-1, 1]^A, and the policy's own densities
+            log_uniform = th.full((n_act, bsz), -action_dim * math.log(2.0), device=features.device)
+            log_density = th.cat([log_uniform, logp_s.detach(), logp_n.detach()]).T  # (B, 3N)
+        else:
+            q_data = self.critic.q_values(features, batch.actions)  # (2n, B)
 
         alpha_cql, beta_cql = self.log_alpha_cql.detach().exp(), self.log_beta_cql.detach().exp()
         reward_loss = conservative_td_loss(
             q_data[:n_c],
             y_r,
-            q_prop[:n_c],
+            None if q_prop is None else q_prop[:n_c],
             upper_bound=False,
             weight=alpha_cql,
             temperature=self.cql_temperature,
@@ -536,7 +551,7 @@ class CQLLag(OffPolicyAlgorithm):
         cost_loss = conservative_td_loss(
             q_data[n_c:],
             y_c,
-            q_prop[n_c:],
+            None if q_prop is None else q_prop[n_c:],
             upper_bound=True,
             weight=beta_cql,
             temperature=self.cql_temperature,
