@@ -97,6 +97,7 @@ def build(algo: str, env: gym.Env, seed: int, args: argparse.Namespace) -> Any:
         lambda_max=args.lambda_max,
         lambda_error_clip=args.lambda_error_clip,
         lambda_lr_down=args.lambda_lr_down,
+        actor_average_tau=args.actor_average_tau,
         lambda_delay_steps=args.lambda_delay,
         deterministic_every=args.deterministic_every,
         deterministic_repeats=args.deterministic_repeats,
@@ -148,6 +149,11 @@ def train_online(env_id: str, algo: str, seed: int, args: argparse.Namespace, wo
         meta["env_built_with"] = how
         if algo == "cqllag":
             meta["lambda"] = float(model.lagrange.value)
+        if algo == "cqllag" and model.policy.actor_average is not None:
+            # the reported policy is the averaged actor; the live actor's last iterate is kept for comparison
+            average, model.policy.actor_average = model.policy.actor_average, None
+            meta["eval_live_actor"] = evaluate(model, eval_env, args.eval_episodes, seed)
+            model.policy.actor_average = average
         if algo == "cqllag" and args.select_best_deterministic:
             # the reported policy is the frozen copy picked from the run's own deterministic episodes
             meta["eval_final"] = meta["eval"]
@@ -369,6 +375,12 @@ def main() -> None:
     parser.add_argument(
         "--lambda-lr-down", type=float, default=None, help="online: dual step size when lambda falls (default: --lambda-lr)"
     )
+    parser.add_argument(
+        "--actor-average-tau",
+        type=float,
+        default=None,
+        help="online: evaluate an exponential moving average of the actor (rate per gradient step; default: none)",
+    )
     parser.add_argument("--lambda-delay", type=int, default=0, help="online: env steps before lambda's first dual step")
     parser.add_argument(
         "--target-entropy",
@@ -512,7 +524,7 @@ def write_report(
         f"select_best_deterministic={args.select_best_deterministic}, CQLLag gradient steps per env step="
         f"{args.gradient_steps}, "
         f"CQLLag target entropy={'auto' if args.target_entropy is None else args.target_entropy}, "
-        f"normalise_actor_loss={args.normalise_actor_loss}, "
+        f"normalise_actor_loss={args.normalise_actor_loss}, actor_average_tau={args.actor_average_tau}, "
         f"cost limit d={COST_LIMIT} per episode (trained against {args.train_cost_limit or COST_LIMIT:g}), "
         f"{args.eval_episodes} deterministic evaluation episodes.",
         "",
@@ -530,6 +542,14 @@ def write_report(
             f"| {e['cost']:.1f} ± {e['cost_std']:.1f} | {lam} | {r.get('env_built_with', '')} |"
         )
     for r in online:
+        if "eval_live_actor" in r:
+            f = r["eval_live_actor"]
+            lines += [
+                "",
+                f"{r['env']} cqllag seed {r['seed']}: the table evaluates the averaged actor (actor_average_tau="
+                f"{args.actor_average_tau}); the live actor's last iterate gives return {f['return']:.1f} ± "
+                f"{f['return_std']:.1f}, cost {f['cost']:.1f} ± {f['cost_std']:.1f}.",
+            ]
         if "eval_final" in r:
             f = r["eval_final"]
             final = (

@@ -183,6 +183,11 @@ class CQLLag(OffPolicyAlgorithm):
             evaluates the critics on the batch's actions only, and the penalties log as 0.
         cql_alpha_threshold / cql_beta_threshold: if set, the weight is tuned by dual gradient descent so
             the per-critic penalty stays near this threshold (CQL(H) "with Lagrange").
+        actor_average_tau: if set, the policy keeps an exponential moving average of the actor's trainable
+            parameters, ``avg <- (1 - tau) avg + tau actor`` after every actor step (a horizon of about ``1 / tau``
+            gradient steps), and deterministic predictions (evaluation, deployment) use it; sampled actions
+            (exploration) still come from the live actor. A Lagrangian's last iterate oscillates with its
+            multiplier; the average smooths that. ``None`` (default): no average.
         cql_n_actions: ``N`` proposal actions per state and proposal (uniform, pi(s), pi(s')).
         cql_temperature: temperature of the soft maximum in the penalty.
         cql_weight_lr: learning rate of the auto-tuned CQL weights.
@@ -241,6 +246,7 @@ class CQLLag(OffPolicyAlgorithm):
         normalise_actor_loss: bool = False,
         cost_reduce: Literal["max", "mean"] = "max",
         bc_weight: float = 0.0,
+        actor_average_tau: float | None = None,
         alpha_cql: float = 1.0,
         beta_cql: float = 1.0,
         cql_alpha_threshold: float | None = None,
@@ -321,6 +327,10 @@ class CQLLag(OffPolicyAlgorithm):
         if not (math.isfinite(bc_weight) and bc_weight >= 0):
             raise ValueError(f"bc_weight must be a finite number >= 0, got {bc_weight!r}.")
         self.bc_weight = float(bc_weight)
+        if actor_average_tau is not None and not (math.isfinite(actor_average_tau) and 0 < actor_average_tau <= 1):
+            raise ValueError(f"actor_average_tau must be in (0, 1] or None, got {actor_average_tau!r}.")
+        self.actor_average_tau = None if actor_average_tau is None else float(actor_average_tau)
+        self._average_pairs: tuple[list[th.Tensor], list[th.Tensor]] | None = None
         self._offline_training = False  # True inside learn_offline: lambda reads the critic there
         self.alpha_cql, self.beta_cql = float(alpha_cql), float(beta_cql)
         self.cql_alpha_threshold, self.cql_beta_threshold = cql_alpha_threshold, cql_beta_threshold
@@ -371,6 +381,7 @@ class CQLLag(OffPolicyAlgorithm):
         self.critic_target = self.policy.critic_target
         self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
         self.batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
+        self._setup_actor_average()
 
         # Entropy temperature, as in SAC (Haarnoja et al., 2018b): learnt in log space.
         if self.target_entropy == "auto":
@@ -423,6 +434,35 @@ class CQLLag(OffPolicyAlgorithm):
         self.trainable_params, self.total_params, self.trainable_fraction = report.trainable, report.total, report.fraction
         if self.verbose >= 1:
             print(f"CQLLag: {report}")
+
+    def _setup_actor_average(self) -> None:
+        """The averaged actor (``actor_average_tau``): a copy sharing the frozen parameters, and the pairs it tracks."""
+        self._average_pairs = None
+        if self.actor_average_tau is None:
+            return
+        average = frozen_copy(self.actor)  # eval mode; frozen parameters are the live actor's own tensors
+        if hasattr(average, "optimizer"):
+            del average.optimizer  # the copied optimizer would only hold memory
+        self.policy.actor_average = average  # type: ignore[assignment]
+        live = dict(self.actor.named_parameters())
+        names = [name for name, p in live.items() if p.requires_grad]
+        copies = dict(average.named_parameters())
+        live_buffers, average_buffers = dict(self.actor.named_buffers()), dict(average.named_buffers())
+        self._average_pairs = (
+            [live[n] for n in names] + [live_buffers[n] for n in live_buffers],
+            [copies[n] for n in names] + [average_buffers[n] for n in live_buffers],
+        )
+        self._n_average_params = len(names)
+
+    @th.no_grad()
+    def _update_actor_average(self) -> None:
+        if self._average_pairs is None or self.actor_average_tau is None:
+            return
+        live, average = self._average_pairs
+        k = self._n_average_params
+        th._foreach_lerp_(average[:k], live[:k], self.actor_average_tau)
+        for src, dst in zip(live[k:], average[k:]):  # buffers (normalisation statistics) follow the live actor
+            dst.copy_(src)
 
     def _cql_weight(self, init: float, threshold: float | None, name: str) -> tuple[th.Tensor, th.optim.Adam | None]:
         if threshold is None:
@@ -577,6 +617,7 @@ class CQLLag(OffPolicyAlgorithm):
         self.actor.optimizer.zero_grad()
         actor_loss.backward()
         self.actor.optimizer.step()
+        self._update_actor_average()
 
         # --- dual ascent on lambda with the critic's estimate of the policy's discounted cost (with
         # lambda_source="episode_cost" online, the step is taken per finished episode in _update_info_buffer)
@@ -918,8 +959,9 @@ class CQLLag(OffPolicyAlgorithm):
     ) -> np.ndarray:
         """Pick, among ``n_samples`` policy actions, the best ``Q_r`` one whose ``Q_c <= threshold``.
 
-        The deterministic (mean) action is always one of the candidates. If no candidate passes, the
-        one with the lowest ``Q_c`` is returned.
+        The deterministic (mean) action is always one of the candidates; with ``actor_average_tau`` the
+        candidates come from the averaged actor, as :meth:`predict`'s deterministic actions do. If no
+        candidate passes, the one with the lowest ``Q_c`` is returned.
 
         Args:
             observation: one observation or a batch.
@@ -941,7 +983,8 @@ class CQLLag(OffPolicyAlgorithm):
         else:
             generator.seed()
         with th.no_grad():
-            mean, log_std, _ = self.actor.get_action_dist_params(obs_tensor)  # (B, A)
+            actor = self.actor if self.policy.actor_average is None else self.policy.actor_average
+            mean, log_std, _ = actor.get_action_dist_params(obs_tensor)  # (B, A)
             noise = th.randn((int(n_samples), *mean.shape), generator=generator, device=mean.device)
             noise[0] = 0.0  # candidate 0: the deterministic action
             candidates = th.tanh(mean + log_std.exp() * noise)  # (K, B, A)
@@ -962,7 +1005,16 @@ class CQLLag(OffPolicyAlgorithm):
     # ------------------------------------------------------------------ save / load
 
     def _excluded_save_params(self) -> list[str]:
-        transient = ["_ep_cost", "_deterministic_episode", "_det_actor", "_det_group", "_initial_obs", "_offline_training"]
+        transient = [
+            "_ep_cost",
+            "_deterministic_episode",
+            "_det_actor",
+            "_det_group",
+            "_initial_obs",
+            "_offline_training",
+            "_average_pairs",
+            "_n_average_params",
+        ]
         return [*super()._excluded_save_params(), "actor", "critic", "critic_target", *transient]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:

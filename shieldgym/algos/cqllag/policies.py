@@ -19,7 +19,7 @@ from stable_baselines3.common.policies import BaseModel
 from stable_baselines3.common.preprocessing import get_action_dim
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
-from stable_baselines3.sac.policies import SACPolicy
+from stable_baselines3.sac.policies import Actor, SACPolicy
 from torch import nn
 
 from shieldgym.critics.networks import QEnsemble
@@ -112,6 +112,7 @@ class CQLLagPolicy(SACPolicy):
 
     def _build(self, lr_schedule: Schedule) -> None:
         # As SACPolicy._build, but frozen parameters (requires_grad=False) go in no optimizer.
+        self.actor_average: Actor | None = None  # set by CQLLag(actor_average_tau=...)
         self.actor = self.make_actor()
         self.actor.optimizer = self.optimizer_class(
             _trainable(self.actor.parameters()),
@@ -140,6 +141,12 @@ class CQLLagPolicy(SACPolicy):
         data = super()._get_constructor_parameters()
         data["share_features_extractor"] = self.share_features_extractor
         return data
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        # deterministic actions come from the averaged actor when there is one; sampled ones (exploration) from the live actor
+        if deterministic and self.actor_average is not None:
+            return self.actor_average(observation, deterministic=True)
+        return self.actor(observation, deterministic)
 
     @property
     def n_critics(self) -> int:
