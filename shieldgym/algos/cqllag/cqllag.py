@@ -330,7 +330,7 @@ class CQLLag(OffPolicyAlgorithm):
         if actor_average_tau is not None and not (math.isfinite(actor_average_tau) and 0 < actor_average_tau <= 1):
             raise ValueError(f"actor_average_tau must be in (0, 1] or None, got {actor_average_tau!r}.")
         self.actor_average_tau = None if actor_average_tau is None else float(actor_average_tau)
-        self._average_pairs: tuple[list[th.Tensor], list[th.Tensor]] | None = None
+        self._average_pairs: tuple[list[th.Tensor], list[th.Tensor], list[th.Tensor], list[th.Tensor]] | None = None
         self._offline_training = False  # True inside learn_offline: lambda reads the critic there
         self.alpha_cql, self.beta_cql = float(alpha_cql), float(beta_cql)
         self.cql_alpha_threshold, self.cql_beta_threshold = cql_alpha_threshold, cql_beta_threshold
@@ -436,7 +436,7 @@ class CQLLag(OffPolicyAlgorithm):
             print(f"CQLLag: {report}")
 
     def _setup_actor_average(self) -> None:
-        """The averaged actor (``actor_average_tau``): a copy sharing the frozen parameters, and the pairs it tracks."""
+        """The averaged actor (``actor_average_tau``): a copy sharing the frozen parameters, and the tensors it tracks."""
         self._average_pairs = None
         if self.actor_average_tau is None:
             return
@@ -444,25 +444,22 @@ class CQLLag(OffPolicyAlgorithm):
         if hasattr(average, "optimizer"):
             del average.optimizer  # the copied optimizer would only hold memory
         self.policy.actor_average = average  # type: ignore[assignment]
-        live = dict(self.actor.named_parameters())
+        live, copies = dict(self.actor.named_parameters()), dict(average.named_parameters())
         names = [name for name, p in live.items() if p.requires_grad]
-        copies = dict(average.named_parameters())
         live_buffers, average_buffers = dict(self.actor.named_buffers()), dict(average.named_buffers())
         self._average_pairs = (
-            [live[n] for n in names] + [live_buffers[n] for n in live_buffers],
-            [copies[n] for n in names] + [average_buffers[n] for n in live_buffers],
+            [live[n] for n in names],
+            [copies[n] for n in names],
+            [live_buffers[n] for n in live_buffers],
+            [average_buffers[n] for n in live_buffers],
         )
-        self._n_average_params = len(names)
 
-    @th.no_grad()
     def _update_actor_average(self) -> None:
         if self._average_pairs is None or self.actor_average_tau is None:
             return
-        live, average = self._average_pairs
-        k = self._n_average_params
-        th._foreach_lerp_(average[:k], live[:k], self.actor_average_tau)
-        for src, dst in zip(live[k:], average[k:]):  # buffers (normalisation statistics) follow the live actor
-            dst.copy_(src)
+        params, average_params, buffers, average_buffers = self._average_pairs
+        polyak_update(params, average_params, self.actor_average_tau)
+        polyak_update(buffers, average_buffers, 1.0)  # normalisation statistics follow the live actor, as the critics' do
 
     def _cql_weight(self, init: float, threshold: float | None, name: str) -> tuple[th.Tensor, th.optim.Adam | None]:
         if threshold is None:
@@ -1013,7 +1010,6 @@ class CQLLag(OffPolicyAlgorithm):
             "_initial_obs",
             "_offline_training",
             "_average_pairs",
-            "_n_average_params",
         ]
         return [*super()._excluded_save_params(), "actor", "critic", "critic_target", *transient]
 
