@@ -94,6 +94,8 @@ def build(algo: str, env: gym.Env, seed: int, args: argparse.Namespace) -> Any:
         lambda_source=args.lambda_source,
         normalise_actor_loss=args.normalise_actor_loss,
         cost_reduce=args.cost_reduce,
+        cost_critic_policy=args.cost_critic_policy,
+        cost_gamma=args.cost_gamma,
         lambda_max=args.lambda_max,
         lambda_error_clip=args.lambda_error_clip,
         lambda_lr_down=args.lambda_lr_down,
@@ -367,6 +369,15 @@ def main() -> None:
         default="max",
         help="online: how the actor and lambda's estimate combine the twin cost critics",
     )
+    parser.add_argument(
+        "--cost-critic-policy",
+        choices=("stochastic", "deterministic"),
+        default="stochastic",
+        help="online: the policy the cost critics evaluate (deterministic: the mean action, the evaluated policy)",
+    )
+    parser.add_argument(
+        "--cost-gamma", type=float, default=None, help="online: discount of the cost critics (default: gamma, 0.99)"
+    )
     parser.add_argument("--lambda-init", type=float, default=1.0)
     parser.add_argument("--lambda-max", type=float, default=None, help="online: upper clip of lambda (default: none)")
     parser.add_argument(
@@ -518,7 +529,8 @@ def write_report(
         f"Settings: {args.steps} env steps per online run, nets {args.hidden}x{args.hidden}, batch {args.batch_size}, "
         f"{args.n_actions} CQL actions per proposal, online alpha_cql={args.alpha_cql}, beta_cql={args.beta_cql}, "
         f"lambda_lr={args.lambda_lr}, lambda_init={args.lambda_init}, lambda_source={args.lambda_source}, "
-        f"cost_reduce={args.cost_reduce}, lambda_max={args.lambda_max}, PID (kp, ki, kd)={args.pid}, "
+        f"cost_reduce={args.cost_reduce}, cost_critic_policy={args.cost_critic_policy}, cost_gamma={args.cost_gamma}, "
+        f"lambda_max={args.lambda_max}, PID (kp, ki, kd)={args.pid}, "
         f"lambda_error_clip={args.lambda_error_clip}, lambda_lr_down={args.lambda_lr_down}, lambda_delay={args.lambda_delay}, "
         f"deterministic_every={args.deterministic_every}, deterministic_repeats={args.deterministic_repeats}, "
         f"select_best_deterministic={args.select_best_deterministic}, CQLLag gradient steps per env step="

@@ -3,7 +3,10 @@
 Loads SB3 SAC and CQLLag checkpoints, plays deterministic episodes (reset seeds ``--seed``, ``--seed + 1``, ...),
 and writes one panel per model with the driven paths, the reward circle (radius 1.5) and the cost boundaries
 (``|x| = 1.125``), plus a table of return, cost, mean distance from the centre and mean speed (both after the first
-100 steps, once the robot has left the centre).
+100 steps, once the robot has left the centre). The table also gives the mean distance at the sides (``|x| / r > 0.9``,
+where the boundaries are) and at the top and bottom (``|x| / r < 0.5``), and the largest ``|x|``: a circle has the
+same distance in both, a path that follows the boundaries at the sides and the reward circle elsewhere a smaller one
+at the sides.
 
 The circle task pays ``(-u y + v x) / r / (1 + |r - 1.5|)`` per step (tangential speed, discounted by the distance
 from the radius-1.5 circle) and costs 1 per step outside ``|x| <= 1.125``: a safe policy must either circle at a
@@ -32,10 +35,28 @@ def _load(path: str) -> Any:
 
     from shieldgym.algos.cqllag import CQLLag
 
-    with zipfile.ZipFile(path) as z:
-        data = z.read("data").decode()
+    try:
+        with zipfile.ZipFile(path) as z:
+            data = z.read("data").decode()
+    except (zipfile.BadZipFile, KeyError) as err:
+        raise ValueError(f"{path} is not an SB3 checkpoint (a zip with a 'data' entry): {err}") from err
     cls = CQLLag if "shieldgym.algos.cqllag" in data else SAC
     return cls.load(path, device="cpu")
+
+
+def path_shape(xy: np.ndarray) -> tuple[float, float, float]:
+    """Mean distance from the centre at the sides (``|x| / r > 0.9``) and at the top and bottom (``< 0.5``), and max ``|x|``.
+
+    NaN for a part of the path the robot never reaches.
+    """
+    r = np.linalg.norm(xy, axis=1)
+    side = np.abs(xy[:, 0]) / np.maximum(r, 1e-9)
+    sides, poles = r[side > 0.9], r[side < 0.5]
+    return (
+        float(sides.mean()) if len(sides) else float("nan"),
+        float(poles.mean()) if len(poles) else float("nan"),
+        float(np.abs(xy[:, 0]).max()),
+    )
 
 
 def play(model: Any, episodes: int, seed: int) -> list[dict[str, Any]]:
@@ -83,20 +104,28 @@ def main() -> None:
         if not Path(path).is_file():
             parser.error(f"--model {label}: no file at {path}")
         models.append((label, path))
+    loaded = []
+    for label, path in models:
+        try:
+            loaded.append((label, _load(path)))
+        except ValueError as err:
+            parser.error(f"--model {label}: {err}")
 
     rows = [
-        "| model | episode | return | cost | mean distance from centre | mean speed |",
-        "|---|---|---|---|---|---|",
+        "| model | episode | return | cost | mean distance from centre | at the sides | at the top and bottom | max abs(x) "
+        "| mean speed |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     fig, axes = plt.subplots(1, len(models), figsize=(3.6 * len(models), 3.8), squeeze=False)
-    for ax, (label, path) in zip(axes[0], models):
-        for i, ep in enumerate(play(_load(path), args.episodes, args.seed)):
+    for ax, (label, model) in zip(axes[0], loaded):
+        for i, ep in enumerate(play(model, args.episodes, args.seed)):
             xy = ep["xy"]
             ax.plot(xy[:, 0], xy[:, 1], lw=0.9, label=f"episode {i + 1}")
             radius = float(np.linalg.norm(xy[SETTLE:], axis=1).mean())
+            sides, poles, max_x = path_shape(xy[SETTLE:])
             rows.append(
-                f"| {label} | {i + 1} | {ep['reward'].sum():.1f} | {ep['cost'].sum():.0f} | {radius:.2f} | "
-                f"{ep['speed'][SETTLE:].mean():.2f} |"
+                f"| {label} | {i + 1} | {ep['reward'].sum():.1f} | {ep['cost'].sum():.0f} | {radius:.2f} | {sides:.2f} | "
+                f"{poles:.2f} | {max_x:.2f} | {ep['speed'][SETTLE:].mean():.2f} |"
             )
         for x in (-BOUNDARY, BOUNDARY):
             ax.axvline(x, color="tab:red", lw=1)

@@ -174,6 +174,24 @@ class CQLLag(OffPolicyAlgorithm):
         cost_reduce: how the actor loss and the multiplier's critic estimate combine the twin cost
             critics: ``"max"`` (pessimistic, default) or ``"mean"``. The max compounds an upward bias
             over the horizon offline; the cost critics' Bellman target always takes the max.
+        cost_critic_policy: which policy the cost critics evaluate. ``"stochastic"`` (default): the training
+            policy, as the reward critics do (next actions sampled in the Bellman target, a sampled action in
+            the actor's cost term). ``"deterministic"``: the policy's mean action ``tanh(mu(s))``, the one
+            ``predict(deterministic=True)`` runs: the cost target reads ``Q_c(s', tanh(mu(s')))`` and the
+            actor's cost term ``lambda Q_c(s, tanh(mu(s)))``, whose gradient reaches the mean only. Then
+            ``Q_c`` is the cost-to-go of the policy that is evaluated and deployed, not of the exploring one:
+            near a boundary the exploration's noise crosses it while the mean path does not, and a stochastic
+            cost critic pushes the mean path away from the boundary by the noise's reach. Pair it with
+            ``lambda_source="deterministic_episode_cost"`` so the multiplier also reads that policy. The
+            reward side is unchanged (soft Q of the training policy). The mean is the live actor's, also with
+            ``actor_average_tau``.
+        cost_gamma: discount of the cost critics' Bellman target; default ``gamma``. A smaller value makes
+            ``Q_c`` a local signal, the cost of the next ``~1 / (1 - cost_gamma)`` steps, so the actor's cost
+            term acts where a crossing is imminent instead of spreading a state's long-run cost rate over every
+            state that leads there. ``cost_limit_discounted`` (the critic-read multiplier's limit and
+            :meth:`safe_predict`'s default threshold) is converted with it. The episode-cost multipliers
+            (``lambda_source="episode_cost"`` / ``"deterministic_episode_cost"``) read undiscounted measured
+            costs and are unaffected.
         bc_weight: weight of a behaviour-cloning term on the actor (as in TD3+BC, Fujimoto and Gu, 2021),
             ``bc_weight * E[||a_pi - a_data||^2]`` with actions in ``[-1, 1]``, which keeps an offline policy
             near the data's actions; 0 (default) disables it.
@@ -245,6 +263,8 @@ class CQLLag(OffPolicyAlgorithm):
         deterministic_repeats: int = 1,
         normalise_actor_loss: bool = False,
         cost_reduce: Literal["max", "mean"] = "max",
+        cost_critic_policy: Literal["stochastic", "deterministic"] = "stochastic",
+        cost_gamma: float | None = None,
         bc_weight: float = 0.0,
         actor_average_tau: float | None = None,
         alpha_cql: float = 1.0,
@@ -324,6 +344,12 @@ class CQLLag(OffPolicyAlgorithm):
         if cost_reduce not in ("max", "mean"):
             raise ValueError(f"cost_reduce must be 'max' or 'mean', got {cost_reduce!r}.")
         self.cost_reduce = cost_reduce
+        if cost_critic_policy not in ("stochastic", "deterministic"):
+            raise ValueError(f"cost_critic_policy must be 'stochastic' or 'deterministic', got {cost_critic_policy!r}.")
+        self.cost_critic_policy = cost_critic_policy
+        if cost_gamma is not None and not (math.isfinite(cost_gamma) and 0 < cost_gamma <= 1):
+            raise ValueError(f"cost_gamma must be in (0, 1] or None, got {cost_gamma!r}.")
+        self.cost_gamma = None if cost_gamma is None else float(cost_gamma)
         if not (math.isfinite(bc_weight) and bc_weight >= 0):
             raise ValueError(f"bc_weight must be a finite number >= 0, got {bc_weight!r}.")
         self.bc_weight = float(bc_weight)
@@ -406,7 +432,7 @@ class CQLLag(OffPolicyAlgorithm):
                     stacklevel=2,
                 )
                 self.episode_length = _DEFAULT_EPISODE_LENGTH
-            self.cost_limit_discounted = discounted_cost_limit(self.cost_limit, self.gamma, self.episode_length)
+            self.cost_limit_discounted = discounted_cost_limit(self.cost_limit, self._cost_gamma, self.episode_length)
         if self.pid_lagrangian is not None:
             self.lagrange = PIDLagrangeMultiplier(
                 self.cost_limit_discounted,
@@ -502,6 +528,11 @@ class CQLLag(OffPolicyAlgorithm):
         self.logger.record("train/trainable_fraction", self.trainable_fraction)
 
     @property
+    def _cost_gamma(self) -> float:
+        """The cost critics' discount: ``cost_gamma``, else ``gamma``."""
+        return self.gamma if self.cost_gamma is None else self.cost_gamma
+
+    @property
     def uses_cql_penalties(self) -> bool:
         """Whether an update computes the CQL penalties: ``False`` only with both weights 0 and neither tuned."""
         tuned = self.alpha_cql_optimizer is not None or self.beta_cql_optimizer is not None
@@ -509,11 +540,12 @@ class CQLLag(OffPolicyAlgorithm):
 
     def _sample_actions(
         self, obs: PyTorchObs, next_obs: PyTorchObs, n: int
-    ) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
         """``n`` reparameterised squashed-Gaussian samples at ``s`` and ``s'`` from one actor pass each.
 
-        Returns ``(a_s (n, B, A), logp_s (n, B), a_s' (n, B, A), logp_s' (n, B))``; sample 0 at ``s``
-        keeps its gradient (it is the actor-loss action).
+        Returns ``(a_s (n, B, A), logp_s (n, B), a_s' (n, B, A), logp_s' (n, B), mode (2, B, A))``, where
+        ``mode`` holds the mean actions ``tanh(mu)`` at ``s`` and ``s'``; sample 0 at ``s`` and the mean
+        action at ``s`` keep their gradient (they are the actor-loss actions).
         """
         mean_s, log_std_s, _ = self.actor.get_action_dist_params(obs)
         with th.no_grad():
@@ -527,7 +559,7 @@ class CQLLag(OffPolicyAlgorithm):
         # log N(u; mean, std) - sum log(1 - tanh(u)^2): the change of variables of the tanh squashing
         log_gauss = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         logp = log_gauss - th.log(1.0 - actions.pow(2) + 1e-6).sum(-1)
-        return actions[:, 0], logp[:, 0], actions[:, 1], logp[:, 1]
+        return actions[:, 0], logp[:, 0], actions[:, 1], logp[:, 1], th.tanh(mean)
 
     def _gradient_step(self, batch: Any, update_target: bool) -> th.Tensor:
         """One CQLLag update; returns the detached scalars named in ``_STAT_NAMES``."""
@@ -537,8 +569,10 @@ class CQLLag(OffPolicyAlgorithm):
         action_dim = batch.actions.shape[-1]
         rewards, costs, dones = batch.rewards.view(-1), batch.costs.view(-1), batch.dones.view(-1)
 
-        a_s, logp_s, a_n, logp_n = self._sample_actions(batch.observations, batch.next_observations, n_act if cql else 1)
+        a_s, logp_s, a_n, logp_n, mode = self._sample_actions(batch.observations, batch.next_observations, n_act if cql else 1)
         a_pi, logp_pi = a_s[0], logp_s[0]  # (B, A), (B,) with gradient into the actor
+        # the cost critics evaluate the mean action (cost_critic_policy="deterministic"): one more action per state
+        cost_on_mode = self.cost_critic_policy == "deterministic"
 
         # --- entropy temperature (SAC)
         if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
@@ -554,9 +588,14 @@ class CQLLag(OffPolicyAlgorithm):
         # --- targets: reward side min over twins with the entropy bonus, cost side max over twins
         with th.no_grad():
             next_features = self.critic_target.features(batch.next_observations)
-            next_q = self.critic_target.q_values(next_features, a_n[0].detach())  # (2n, B)
-            y_r = bellman_target(rewards, dones, next_q[:n_c] - ent_coef * logp_n[0], self.gamma, reduce="min")
-            y_c = bellman_target(costs, dones, next_q[n_c:], self.gamma, reduce="max")
+            if cost_on_mode:
+                next_q_both = self.critic_target.q_values(next_features, th.stack([a_n[0], mode[1]]))  # (2n, 2, B)
+                next_q_r, next_q_c = next_q_both[:n_c, 0], next_q_both[n_c:, 1]
+            else:
+                next_q = self.critic_target.q_values(next_features, a_n[0].detach())  # (2n, B)
+                next_q_r, next_q_c = next_q[:n_c], next_q[n_c:]
+            y_r = bellman_target(rewards, dones, next_q_r - ent_coef * logp_n[0], self.gamma, reduce="min")
+            y_c = bellman_target(costs, dones, next_q_c, self._cost_gamma, reduce="max")
 
         # --- all critics on [data; uniform; pi(s); pi(s')] actions in ONE ensemble pass; the state part of the
         # first layer is computed once per state and shared by its 1 + 3N actions. Without penalties: data only.
@@ -602,9 +641,13 @@ class CQLLag(OffPolicyAlgorithm):
 
         # --- actor: maximise Q_r - lambda Q_c + entropy, with the just-updated critics
         lam = self.lagrange.value.to(features.dtype)
-        q_pi = self.critic.q_values(features.detach(), a_pi)  # (2n, B)
-        q_r_pi = q_pi[:n_c].min(dim=0).values
-        q_c_pi = self._reduce_cost(q_pi[n_c:])
+        if cost_on_mode:  # Q_r at the sampled action, Q_c at the mean action: one pass, (2n, 2, B)
+            q_both = self.critic.q_values(features.detach(), th.stack([a_pi, mode[0]]))
+            q_r_pi, q_c_pi = q_both[:n_c, 0].min(dim=0).values, self._reduce_cost(q_both[n_c:, 1])
+        else:
+            q_pi = self.critic.q_values(features.detach(), a_pi)  # (2n, B)
+            q_r_pi = q_pi[:n_c].min(dim=0).values
+            q_c_pi = self._reduce_cost(q_pi[n_c:])
         lagrangian = -q_r_pi + lam * q_c_pi
         if self.normalise_actor_loss:
             lagrangian = lagrangian / (1.0 + lam)  # weights 1/(1+lambda) on Q_r, lambda/(1+lambda) on Q_c
