@@ -543,9 +543,9 @@ class CQLLag(OffPolicyAlgorithm):
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
         """``n`` reparameterised squashed-Gaussian samples at ``s`` and ``s'`` from one actor pass each.
 
-        Returns ``(a_s (n, B, A), logp_s (n, B), a_s' (n, B, A), logp_s' (n, B), mode (2, B, A))``, where
-        ``mode`` holds the mean actions ``tanh(mu)`` at ``s`` and ``s'``; sample 0 at ``s`` and the mean
-        action at ``s`` keep their gradient (they are the actor-loss actions).
+        Returns ``(a_s (n, B, A), logp_s (n, B), a_s' (n, B, A), logp_s' (n, B), mu (2, B, A))``, where
+        ``mu`` holds the Gaussian means (before the tanh) at ``s`` and ``s'``; sample 0 at ``s`` and the
+        mean at ``s`` keep their gradient (they are the actor-loss actions).
         """
         mean_s, log_std_s, _ = self.actor.get_action_dist_params(obs)
         with th.no_grad():
@@ -559,7 +559,7 @@ class CQLLag(OffPolicyAlgorithm):
         # log N(u; mean, std) - sum log(1 - tanh(u)^2): the change of variables of the tanh squashing
         log_gauss = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         logp = log_gauss - th.log(1.0 - actions.pow(2) + 1e-6).sum(-1)
-        return actions[:, 0], logp[:, 0], actions[:, 1], logp[:, 1], th.tanh(mean)
+        return actions[:, 0], logp[:, 0], actions[:, 1], logp[:, 1], mean
 
     def _gradient_step(self, batch: Any, update_target: bool) -> th.Tensor:
         """One CQLLag update; returns the detached scalars named in ``_STAT_NAMES``."""
@@ -569,7 +569,7 @@ class CQLLag(OffPolicyAlgorithm):
         action_dim = batch.actions.shape[-1]
         rewards, costs, dones = batch.rewards.view(-1), batch.costs.view(-1), batch.dones.view(-1)
 
-        a_s, logp_s, a_n, logp_n, mode = self._sample_actions(batch.observations, batch.next_observations, n_act if cql else 1)
+        a_s, logp_s, a_n, logp_n, mu = self._sample_actions(batch.observations, batch.next_observations, n_act if cql else 1)
         a_pi, logp_pi = a_s[0], logp_s[0]  # (B, A), (B,) with gradient into the actor
         # the cost critics evaluate the mean action (cost_critic_policy="deterministic"): one more action per state
         cost_on_mode = self.cost_critic_policy == "deterministic"
@@ -589,7 +589,7 @@ class CQLLag(OffPolicyAlgorithm):
         with th.no_grad():
             next_features = self.critic_target.features(batch.next_observations)
             if cost_on_mode:
-                next_q_both = self.critic_target.q_values(next_features, th.stack([a_n[0], mode[1]]))  # (2n, 2, B)
+                next_q_both = self.critic_target.q_values(next_features, th.stack([a_n[0], th.tanh(mu[1])]))  # (2n, 2, B)
                 next_q_r, next_q_c = next_q_both[:n_c, 0], next_q_both[n_c:, 1]
             else:
                 next_q = self.critic_target.q_values(next_features, a_n[0].detach())  # (2n, B)
@@ -642,7 +642,7 @@ class CQLLag(OffPolicyAlgorithm):
         # --- actor: maximise Q_r - lambda Q_c + entropy, with the just-updated critics
         lam = self.lagrange.value.to(features.dtype)
         if cost_on_mode:  # Q_r at the sampled action, Q_c at the mean action: one pass, (2n, 2, B)
-            q_both = self.critic.q_values(features.detach(), th.stack([a_pi, mode[0]]))
+            q_both = self.critic.q_values(features.detach(), th.stack([a_pi, th.tanh(mu[0])]))
             q_r_pi, q_c_pi = q_both[:n_c, 0].min(dim=0).values, self._reduce_cost(q_both[n_c:, 1])
         else:
             q_pi = self.critic.q_values(features.detach(), a_pi)  # (2n, B)
