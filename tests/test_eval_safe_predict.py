@@ -94,8 +94,8 @@ def test_end_to_end_the_predict_column_is_the_models_deterministic_policy(
             ret, cost, done = ret + float(r), cost + float(info["cost"]), term or trunc
         returns.append(ret)
         costs.append(cost)
-    assert cells[3:6] == [f"{returns[0]:.1f} ± 0.0", f"{costs[0]:.1f} ± 0.0", f"{returns[0] / 20.0:.2f}"]
-    assert cells[6:9] == [f"{returns[1]:.1f} ± 0.0", f"{costs[1]:.1f} ± 0.0", f"{returns[1] / 20.0:.2f}"]
+    assert cells[3:6] == [f"{returns[0]:.1f} ± 0.0", f"{costs[0]:.1f} ± 0.0", f"{returns[0] / 20.0:.3f}"]
+    assert cells[6:9] == [f"{returns[1]:.1f} ± 0.0", f"{costs[1]:.1f} ± 0.0", f"{returns[1] / 20.0:.3f}"]
     assert cells[9] == ("yes" if costs[1] <= 25 and returns[1] / 20.0 >= 0.70 else "no")
 
 
@@ -113,3 +113,67 @@ def test_safe_predict_policy_draws_a_fresh_seed_per_step(script: ModuleType) -> 
         action, state = policy.predict(np.zeros(3), deterministic=True)
         assert state is None and action.shape == (2,)
     assert calls == [1, 2, 3]
+
+
+def test_tuned_columns_replay_tune_safe_threshold_on_the_tuning_seeds(
+    script: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = CQLLag(
+        "MlpPolicy",
+        shieldgym.make(ENV),
+        learning_starts=10,
+        batch_size=8,
+        seed=1,
+        device="cpu",
+        policy_kwargs=dict(net_arch=[8, 8]),
+        alpha_cql=0.0,
+        beta_cql=0.0,
+    )
+    model.learn(20)
+    model.save(tmp_path / f"{ENV}_cqllag_s3.zip")
+    _sac_json(tmp_path, 3, ret=10.0)
+    out = tmp_path / "tuned.md"
+    argv = ["eval_safe_predict.py", "--run", f"tiny={tmp_path}", "--episodes", "1", "--n-samples", "2"]
+    argv += ["--tune-thresholds", "0,1e6", "--tune-episodes", "1", "--eval-offset", "1", "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    script.main()
+    row = next(line for line in out.read_text().splitlines() if line.startswith("| tiny |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert len(cells) == 16
+    # the same tuning, run here on the tuning seed 3 + 20000
+    env = shieldgym.make(ENV)
+    loaded = CQLLag.load(tmp_path / f"{ENV}_cqllag_s3.zip", device="cpu")
+    expected = loaded.tune_safe_threshold(env, [0.0, 1e6], n_episodes=1, cost_limit=25.0, n_samples=2, seed=20_003)
+    chosen = next(r for r in expected.results if r.threshold == expected.threshold)
+    assert cells[9] == f"{expected.threshold:g}" + ("" if expected.feasible else " (none within the limit)")
+    assert cells[10:12] == [f"{chosen.ret_mean / 10.0:.3f}", f"{chosen.cost_mean:.1f}"]
+    # the tuned columns: the evaluation episode (reset seed 3 + 10000 + offset 1) at the chosen threshold, draws 1, 2, ...
+    obs, _ = env.reset(seed=10_004)
+    ret, cost, step, done = 0.0, 0.0, 0, False
+    while not done:
+        step += 1
+        action = loaded.safe_predict(obs, n_samples=2, threshold=expected.threshold, seed=step)
+        obs, r, term, trunc, info = env.step(action)
+        ret, cost, done = ret + float(r), cost + float(info["cost"]), term or trunc
+    assert cells[12:15] == [f"{ret:.1f} ± 0.0", f"{cost:.1f} ± 0.0", f"{ret / 10.0:.3f}"]
+    assert cells[15] == ("yes" if cost <= 25 and ret / 10.0 >= 0.70 else "no")
+    record = json.loads(out.with_suffix(".json").read_text())["runs"][0]
+    assert record["tuning"]["threshold"] == expected.threshold and len(record["tuning"]["results"]) == 2
+    assert out.with_suffix(".png").stat().st_size > 10_000
+
+
+def test_bad_tuning_arguments_are_parser_errors(
+    script: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / f"{ENV}_cqllag_s0.zip").write_bytes(b"")
+    _sac_json(tmp_path, 0)
+    for extra, message in (
+        (["--tune-thresholds", "1,x"], "comma-separated numbers"),
+        (["--tune-episodes", "0"], ">= 1"),
+        (["--eval-offset", "-1"], "--eval-offset must be >= 0"),
+        (["--eval-offset", "9995"], "below the tuning seeds"),
+    ):
+        monkeypatch.setattr(sys, "argv", ["eval_safe_predict.py", "--run", f"r={tmp_path}", *extra])
+        with pytest.raises(SystemExit):
+            script.main()
+        assert message in capsys.readouterr().err

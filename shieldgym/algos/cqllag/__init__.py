@@ -10,6 +10,7 @@ from shieldgym.algos.cqllag.cqllag import CheckpointError, CQLLag, TrainingDiver
 from shieldgym.algos.cqllag.datasets import OfflineDataset, load_offline_dataset
 from shieldgym.algos.cqllag.lagrange import LagrangeMultiplier, PIDLagrangeMultiplier, discounted_cost_limit
 from shieldgym.algos.cqllag.policies import CnnPolicy, CostCritic, CQLLagPolicy, MlpPolicy, MultiInputPolicy
+from shieldgym.algos.cqllag.safe_threshold import SafeThresholdTuning, ThresholdResult, tune_safe_threshold
 
 __all__ = [
     "CQLLag",
@@ -26,7 +27,10 @@ __all__ = [
     "MultiInputPolicy",
     "OfflineDataset",
     "PIDLagrangeMultiplier",
+    "SafeThresholdTuning",
+    "ThresholdResult",
     "TrainingDivergedError",
     "discounted_cost_limit",
     "load_offline_dataset",
+    "tune_safe_threshold",
 ]

@@ -46,9 +46,10 @@ import tempfile
 import warnings
 import zipfile
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal, TypeVar
 
+import gymnasium as gym
 import numpy as np
 import torch as th
 from gymnasium import spaces
@@ -74,6 +75,7 @@ from shieldgym.algos.cqllag.policies import (
     MlpPolicy,
     MultiInputPolicy,
 )
+from shieldgym.algos.cqllag.safe_threshold import SafeThresholdTuning, tune_safe_threshold
 from shieldgym.algos.cqllag.snapshots import frozen_copy, load_trainable_state, trainable_state
 from shieldgym.costs.base import COST_KEY, get_cost
 from shieldgym.critics.losses import bellman_target, conservative_td_loss
@@ -324,6 +326,7 @@ class CQLLag(OffPolicyAlgorithm):
         self.cost_limit = float(cost_limit)
         self.episode_length = episode_length if episode_length is not None else self._env_episode_length()
         self.cost_limit_discounted = cost_limit_discounted
+        self.safe_threshold: float | None = None
         if lambda_source not in _LAMBDA_LR_DEFAULTS:
             raise ValueError(f"lambda_source must be one of {sorted(_LAMBDA_LR_DEFAULTS)}, got {lambda_source!r}.")
         self.lambda_source = lambda_source
@@ -1006,7 +1009,8 @@ class CQLLag(OffPolicyAlgorithm):
         Args:
             observation: one observation or a batch.
             n_samples: candidates per observation (>= 1).
-            threshold: ``epsilon`` on the discounted-cost scale; default ``cost_limit_discounted``.
+            threshold: ``epsilon`` on the discounted-cost scale; default ``safe_threshold`` when
+                :meth:`tune_safe_threshold` has set it, else ``cost_limit_discounted``.
             seed: seed of the candidate sampling (reproducible picks).
 
         Returns:
@@ -1014,7 +1018,9 @@ class CQLLag(OffPolicyAlgorithm):
         """
         if int(n_samples) < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples!r}.")
-        eps = float(self.cost_limit_discounted if threshold is None else threshold)  # type: ignore[arg-type]
+        if threshold is None:
+            threshold = self.cost_limit_discounted if self.safe_threshold is None else self.safe_threshold
+        eps = float(threshold)  # type: ignore[arg-type]
         n_c = self.policy.n_critics
         obs_tensor, vectorized = self.policy.obs_to_tensor(observation)
         generator = th.Generator(device=self.device)
@@ -1041,6 +1047,41 @@ class CQLLag(OffPolicyAlgorithm):
         if not vectorized:
             actions = actions.squeeze(axis=0)
         return actions
+
+    def tune_safe_threshold(
+        self,
+        env: gym.Env,
+        thresholds: Sequence[float],
+        *,
+        n_episodes: int = 10,
+        cost_limit: float | None = None,
+        n_samples: int = 16,
+        seed: int = 0,
+        progress_bar: bool = False,
+    ) -> SafeThresholdTuning:
+        """Choose :meth:`safe_predict`'s threshold on tuning episodes and make it the default.
+
+        Plays ``n_episodes`` episodes (reset seeds ``seed + i``) with :meth:`safe_predict` at each candidate and
+        keeps the highest mean return whose mean episode cost is at most ``cost_limit`` (default ``self.cost_limit``).
+        The choice is stored as ``safe_threshold`` (saved with the model). See
+        :func:`~shieldgym.algos.cqllag.safe_threshold.tune_safe_threshold` for the arguments and errors.
+
+        Returns:
+            The :class:`~shieldgym.algos.cqllag.safe_threshold.SafeThresholdTuning` record (``.table()`` prints it).
+        """
+        record = tune_safe_threshold(
+            self,
+            env,
+            thresholds,
+            n_episodes=n_episodes,
+            cost_limit=cost_limit,
+            n_samples=n_samples,
+            seed=seed,
+            cost_key=self.cost_key,
+            progress_bar=progress_bar,
+        )
+        self.safe_threshold = record.threshold
+        return record
 
     # ------------------------------------------------------------------ save / load
 
