@@ -36,6 +36,25 @@ def _sac_json(workdir: Path, seed: int, ret: float = 40.0) -> None:
     (workdir / f"{ENV}_sac_s{seed}.json").write_text(json.dumps(meta))
 
 
+def _tiny_run(workdir: Path, seed: int, model_seed: int, sac_return: float) -> CQLLag:
+    """A finished run as the benchmark leaves it: a (barely trained) CQLLag zip and SAC's recorded evaluation."""
+    model = CQLLag(
+        "MlpPolicy",
+        shieldgym.make(ENV),
+        learning_starts=10,
+        batch_size=8,
+        seed=model_seed,
+        device="cpu",
+        policy_kwargs=dict(net_arch=[8, 8]),
+        alpha_cql=0.0,
+        beta_cql=0.0,
+    )
+    model.learn(20)
+    model.save(workdir / f"{ENV}_cqllag_s{seed}.zip")
+    _sac_json(workdir, seed, ret=sac_return)
+    return model
+
+
 def test_find_run_picks_the_seed_and_reports_what_is_missing(script: ModuleType, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="found seeds none"):
         script.find_run(tmp_path, ENV)
@@ -59,20 +78,7 @@ def test_find_run_picks_the_seed_and_reports_what_is_missing(script: ModuleType,
 def test_end_to_end_the_predict_column_is_the_models_deterministic_policy(
     script: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    model = CQLLag(
-        "MlpPolicy",
-        shieldgym.make(ENV),
-        learning_starts=10,
-        batch_size=8,
-        seed=0,
-        device="cpu",
-        policy_kwargs=dict(net_arch=[8, 8]),
-        alpha_cql=0.0,
-        beta_cql=0.0,
-    )
-    model.learn(20)
-    model.save(tmp_path / f"{ENV}_cqllag_s2.zip")
-    _sac_json(tmp_path, 2, ret=20.0)
+    model = _tiny_run(tmp_path, seed=2, model_seed=0, sac_return=20.0)
     out = tmp_path / "table.md"
     argv = ["eval_safe_predict.py", "--run", f"tiny={tmp_path}:2", "--episodes", "1", "--n-samples", "4", "--out", str(out)]
     monkeypatch.setattr(sys, "argv", argv)
@@ -118,20 +124,7 @@ def test_safe_predict_policy_draws_a_fresh_seed_per_step(script: ModuleType) -> 
 def test_tuned_columns_replay_tune_safe_threshold_on_the_tuning_seeds(
     script: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    model = CQLLag(
-        "MlpPolicy",
-        shieldgym.make(ENV),
-        learning_starts=10,
-        batch_size=8,
-        seed=1,
-        device="cpu",
-        policy_kwargs=dict(net_arch=[8, 8]),
-        alpha_cql=0.0,
-        beta_cql=0.0,
-    )
-    model.learn(20)
-    model.save(tmp_path / f"{ENV}_cqllag_s3.zip")
-    _sac_json(tmp_path, 3, ret=10.0)
+    _tiny_run(tmp_path, seed=3, model_seed=1, sac_return=10.0)
     out = tmp_path / "tuned.md"
     argv = ["eval_safe_predict.py", "--run", f"tiny={tmp_path}", "--episodes", "1", "--n-samples", "2"]
     argv += ["--tune-thresholds", "0,1e6", "--tune-episodes", "1", "--eval-offset", "1", "--out", str(out)]
