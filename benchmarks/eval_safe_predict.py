@@ -94,6 +94,12 @@ def main() -> None:
     )
     parser.add_argument("--tune-episodes", type=int, default=10, help="tuning episodes per candidate threshold")
     parser.add_argument(
+        "--tune-cost-limit",
+        type=float,
+        default=COST_LIMIT,
+        help=f"the mean tuning-episode cost a threshold must keep (default the target, {COST_LIMIT:g}; lower for a margin)",
+    )
+    parser.add_argument(
         "--eval-offset",
         type=int,
         default=0,
@@ -117,6 +123,8 @@ def main() -> None:
             parser.error(f"--run {label}: {err}")
 
     thresholds = parse_thresholds(parser, args.tune_thresholds)
+    if not 0.0 <= args.tune_cost_limit < float("inf"):
+        parser.error(f"--tune-cost-limit must be a finite number >= 0, got {args.tune_cost_limit}")
     if args.tune_episodes < 1:
         parser.error(f"--tune-episodes must be >= 1, got {args.tune_episodes}")
     if args.eval_offset < 0 or args.eval_offset + args.episodes > TUNE_SEED_OFFSET - 10_000:
@@ -143,7 +151,7 @@ def main() -> None:
                 env,
                 thresholds,
                 n_episodes=args.tune_episodes,
-                cost_limit=COST_LIMIT,
+                cost_limit=args.tune_cost_limit,
                 n_samples=args.n_samples,
                 seed=seed + TUNE_SEED_OFFSET,
             )
@@ -164,6 +172,7 @@ def main() -> None:
         + (f" --eval-offset {args.eval_offset}" if args.eval_offset else "")
         + ("" if args.threshold is None else f" --threshold {args.threshold:g}")
         + (f" --tune-thresholds {args.tune_thresholds} --tune-episodes {args.tune_episodes}" if thresholds else "")
+        + (f" --tune-cost-limit {args.tune_cost_limit:g}" if thresholds and args.tune_cost_limit != COST_LIMIT else "")
         + f" --out {args.out}`",
         "",
         f"Versions: python {platform.python_version()}, torch {torch.__version__}. Evaluation wall-clock: {elapsed:.0f} s.",
@@ -180,8 +189,8 @@ def main() -> None:
             f"Tuned: `tune_safe_threshold` plays {args.tune_episodes} tuning episodes (reset seeds seed + "
             f"{TUNE_SEED_OFFSET} + i, none of them an evaluation episode) at each threshold of "
             f"{', '.join(f'{t:g}' for t in thresholds)} and keeps the best mean return whose mean cost is <= "
-            f"{COST_LIMIT:g}; the tuned columns then play the evaluation episodes at that threshold. The last column "
-            "judges the tuned selection.",
+            f"{args.tune_cost_limit:g}; the tuned columns then play the evaluation episodes at that threshold. The last "
+            f"column judges the tuned selection against the target (cost <= {COST_LIMIT:g}).",
             "",
         ]
     out = Path(args.out)

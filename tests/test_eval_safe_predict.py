@@ -127,7 +127,8 @@ def test_tuned_columns_replay_tune_safe_threshold_on_the_tuning_seeds(
     _tiny_run(tmp_path, seed=3, model_seed=1, sac_return=10.0)
     out = tmp_path / "tuned.md"
     argv = ["eval_safe_predict.py", "--run", f"tiny={tmp_path}", "--episodes", "1", "--n-samples", "2"]
-    argv += ["--tune-thresholds", "0,1e6", "--tune-episodes", "1", "--eval-offset", "1", "--out", str(out)]
+    argv += ["--tune-thresholds", "0,1e6", "--tune-episodes", "1", "--tune-cost-limit", "30", "--eval-offset", "1"]
+    argv += ["--out", str(out)]
     monkeypatch.setattr(sys, "argv", argv)
     script.main()
     row = next(line for line in out.read_text().splitlines() if line.startswith("| tiny |"))
@@ -136,7 +137,7 @@ def test_tuned_columns_replay_tune_safe_threshold_on_the_tuning_seeds(
     # the same tuning, run here on the tuning seed 3 + 20000
     env = shieldgym.make(ENV)
     loaded = CQLLag.load(tmp_path / f"{ENV}_cqllag_s3.zip", device="cpu")
-    expected = loaded.tune_safe_threshold(env, [0.0, 1e6], n_episodes=1, cost_limit=25.0, n_samples=2, seed=20_003)
+    expected = loaded.tune_safe_threshold(env, [0.0, 1e6], n_episodes=1, cost_limit=30.0, n_samples=2, seed=20_003)
     chosen = next(r for r in expected.results if r.threshold == expected.threshold)
     assert cells[9] == f"{expected.threshold:g}" + ("" if expected.feasible else " (none within the limit)")
     assert cells[10:12] == [f"{chosen.ret_mean / 10.0:.3f}", f"{chosen.cost_mean:.1f}"]
@@ -165,6 +166,8 @@ def test_bad_tuning_arguments_are_parser_errors(
         (["--tune-episodes", "0"], ">= 1"),
         (["--eval-offset", "-1"], "--eval-offset must be >= 0"),
         (["--eval-offset", "9995"], "below the tuning seeds"),
+        (["--tune-cost-limit", "-1"], "--tune-cost-limit must be a finite number >= 0"),
+        (["--tune-cost-limit", "nan"], "--tune-cost-limit must be a finite number >= 0"),
     ):
         monkeypatch.setattr(sys, "argv", ["eval_safe_predict.py", "--run", f"r={tmp_path}", *extra])
         with pytest.raises(SystemExit):
