@@ -119,7 +119,7 @@ def test_wrong_env_is_refused() -> None:
         tune_safe_threshold(model, DummyVecEnv([ActionCostEnv]), [1.0])  # type: ignore[arg-type]
     other = ActionCostEnv()
     other.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
-    with pytest.raises(ValueError, match="action_space"):
+    with pytest.raises(ValueError, match="Action spaces do not match"):
         tune_safe_threshold(model, other, [1.0])
     with pytest.raises(CostSignalError, match="'cost'"):
         tune_safe_threshold(model, ActionCostEnv(cost_key="hazard"), [1.0])

@@ -26,6 +26,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from stable_baselines3.common.utils import check_for_correct_spaces
 from stable_baselines3.common.vec_env import VecEnv
 
 from shieldgym.costs.base import COST_KEY
@@ -136,7 +137,7 @@ def tune_safe_threshold(
         n_samples: ``safe_predict``'s candidate actions per step (>= 1).
         seed: the first reset seed; use other seeds than the evaluation's.
         cost_key: info key of the step cost; default ``model.cost_key`` (or ``"cost"``).
-        progress_bar: show a progress bar over the episodes.
+        progress_bar: show a progress bar over each candidate's episodes.
 
     Returns:
         A :class:`SafeThresholdTuning` record.
@@ -144,7 +145,7 @@ def tune_safe_threshold(
     Raises:
         TypeError: ``env`` is a VecEnv.
         ValueError: bad ``thresholds``, ``n_episodes``, ``n_samples`` or ``cost_limit``, or spaces that differ from
-            the model's.
+            the model's (SB3's ``check_for_correct_spaces``).
         CostSignalError: the env does not report ``info[cost_key]`` (raised at the first step).
     """
     if isinstance(env, VecEnv):
@@ -157,36 +158,23 @@ def tune_safe_threshold(
     limit = float(getattr(model, "cost_limit", math.nan) if cost_limit is None else cost_limit)
     if not math.isfinite(limit) or limit < 0.0:
         raise ValueError(f"cost_limit must be a finite number >= 0, got {cost_limit!r} (model: {limit!r}).")
-    for name in ("observation_space", "action_space"):
-        expected = getattr(model, name, None)
-        if expected is not None and getattr(env, name) != expected:
-            raise ValueError(f"the env's {name} {getattr(env, name)} differs from the model's {expected}.")
+    if getattr(model, "observation_space", None) is not None and getattr(model, "action_space", None) is not None:
+        check_for_correct_spaces(env, model.observation_space, model.action_space)
     key = str(cost_key or getattr(model, "cost_key", None) or COST_KEY)
 
-    bar = None
-    if progress_bar:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(values) * int(n_episodes), desc="tune_safe_threshold", unit="ep")
     results = []
-    try:
-        for threshold in values:
-            rng = np.random.default_rng(seed)  # the same candidate draws for every threshold
+    for threshold in values:
+        rng = np.random.default_rng(seed)  # the same candidate draws for every threshold
 
-            def policy(obs: Any, threshold: float = threshold, rng: np.random.Generator = rng) -> np.ndarray:
-                draw = int(rng.integers(2**31 - 1))
-                return model.safe_predict(obs, n_samples=int(n_samples), threshold=threshold, seed=draw)
+        def policy(obs: Any, threshold: float = threshold, rng: np.random.Generator = rng) -> np.ndarray:
+            draw = int(rng.integers(2**31 - 1))
+            return model.safe_predict(obs, n_samples=int(n_samples), threshold=threshold, seed=draw)
 
-            records = []
-            for i in range(int(n_episodes)):
-                records += rollout(env, policy, 1, seed + i, cost_key=key)
-                if bar is not None:
-                    bar.update(1)
-            s = summarize(records)
-            results.append(ThresholdResult(threshold, s.ret_mean, s.ret_std, s.cost_mean, s.cost_std, s.cost_mean <= limit))
-    finally:
-        if bar is not None:
-            bar.close()
+        records = rollout(
+            env, policy, int(n_episodes), seed, cost_key=key, progress=progress_bar, desc=f"threshold {threshold:g}"
+        )
+        s = summarize(records)
+        results.append(ThresholdResult(threshold, s.ret_mean, s.ret_std, s.cost_mean, s.cost_std, s.cost_mean <= limit))
 
     within = [r for r in results if r.within_limit]
     if within:
